@@ -1,0 +1,202 @@
+"""Tokens, password hashing, and who is calling.
+
+* Passwords: Argon2id through pwdlib (`hash_password`, `verify_password`).
+* Tokens: HS256 JWTs (pyjwt) keyed by SECRET_KEY with claims ``sub``, ``exp``,
+  ``iat``, ``jti``, ``type`` (``access`` or ``refresh``); the algorithm is pinned
+  at decode, every claim is required, and a token of the wrong type is refused.
+* `JWTAuthMiddleware` authenticates every route that is not marked public
+  (``opt={"exclude_from_auth": True}``). It loads the caller as a `CurrentUser`
+  snapshot on every request, from the cache (key ``user_<id>``) or PostgreSQL,
+  so a deactivated user or demoted staff member loses access on the next
+  request: every change to a user deletes the snapshot after commit
+  (`forget_user`), and snapshots live at most ``user_ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select
+
+from shop.accounts.models import User
+from shop.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from shop.cache import Cache
+    from shop.settings import Settings, TokenSettings
+
+__all__ = [
+    "CurrentUser",
+    "JWTAuthMiddleware",
+    "TokenClaims",
+    "decode_token",
+    "encode_token",
+    "forget_user",
+    "hash_password",
+    "requires_staff",
+    "verify_password",
+]
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+
+password_hash = PasswordHash((Argon2Hasher(),))
+_DUMMY_HASH = password_hash.hash("shop-dummy-password-for-timing")
+
+
+def hash_password(password: str) -> str:
+    return password_hash.hash(password)
+
+
+def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    """``(valid, new_hash)``; ``new_hash`` is set when the parameters changed and the hash should be updated.
+
+    With ``hashed=None`` (unknown user) a dummy hash is verified anyway, so an
+    unknown email takes as long as a wrong password.
+    """
+    if hashed is None:
+        password_hash.verify_and_update(password, _DUMMY_HASH)
+        return False, None
+    try:
+        return password_hash.verify_and_update(password, hashed)
+    except Exception:  # a malformed stored hash must not become a 500
+        return False, None
+
+
+class TokenClaims(msgspec.Struct, frozen=True):
+    sub: str
+    exp: int
+    iat: int
+    jti: str
+    type: str
+    fam: str | None = None
+    """Refresh tokens only: the family (login session) the token belongs to."""
+
+
+def encode_token(
+    settings: TokenSettings,
+    user_id: int,
+    token_type: TokenType,
+    *,
+    family: uuid.UUID | None = None,
+    jti: uuid.UUID | None = None,
+) -> tuple[str, TokenClaims]:
+    now = datetime.now(UTC)
+    lifetime = (
+        timedelta(minutes=settings.access_minutes)
+        if token_type == "access"
+        else timedelta(days=settings.refresh_days)
+    )
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+        "jti": str(jti or uuid.uuid4()),
+        "type": token_type,
+    }
+    if family is not None:
+        claims["fam"] = str(family)
+    token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+    return token, msgspec.convert(claims, TokenClaims)
+
+
+def decode_token(settings: TokenSettings, token: str, expected_type: TokenType) -> TokenClaims:
+    """Verify signature, expiry and type; any failure is the same 401."""
+    try:
+        raw = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            leeway=settings.leeway_seconds,
+            options={"require": ["sub", "exp", "iat", "jti", "type"]},
+        )
+        claims = msgspec.convert(raw, TokenClaims)
+        int(claims.sub)
+    except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError):
+        raise Unauthorized("Token is invalid or expired.") from None
+    if claims.type != expected_type:
+        raise Unauthorized(f"Token is invalid or expired: expected a {expected_type} token.")
+    return claims
+
+
+class CurrentUser(msgspec.Struct, frozen=True):
+    """What every request knows about its caller; cached as msgpack under ``user_<id>``."""
+
+    id: int
+    username: str
+    email: str
+    is_staff: bool
+    is_active: bool
+
+
+_user_decoder = msgspec.msgpack.Decoder(CurrentUser)
+
+
+def user_cache_key(user_id: int) -> str:
+    return f"user_{user_id}"
+
+
+async def forget_user(cache: Cache, user_id: int) -> None:
+    """Drop the cached snapshot; call after committing any change to the user."""
+    await cache.delete(user_cache_key(user_id))
+
+
+async def load_current_user(
+    user_id: int, cache: Cache, session_maker: async_sessionmaker[AsyncSession], ttl: int
+) -> CurrentUser | None:
+    raw = await cache.get(user_cache_key(user_id))
+    if raw is not None:
+        try:
+            return _user_decoder.decode(raw)
+        except msgspec.DecodeError:
+            pass
+    async with session_maker() as session:
+        row = (
+            await session.execute(
+                select(User.id, User.username, User.email, User.is_staff, User.is_active).where(
+                    User.id == user_id
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    user = CurrentUser(
+        id=row.id, username=row.username, email=row.email, is_staff=row.is_staff, is_active=row.is_active
+    )
+    await cache.set(user_cache_key(user_id), msgspec.msgpack.encode(user), ttl)
+    return user
+
+
+class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise Unauthorized("Authentication credentials were not provided.")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Use the Authorization header with a Bearer access token.")
+        state = connection.app.state
+        settings: Settings = state.settings
+        claims = decode_token(settings.tokens, token.strip(), "access")
+        user = await load_current_user(int(claims.sub), state.cache, state.session_maker, settings.cache.user_ttl)
+        if user is None or not user.is_active:
+            raise Unauthorized("User is inactive or no longer exists.")
+        return AuthenticationResult(user=user, auth=claims)
+
+
+def requires_staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for staff-only routes."""
+    user = connection.user
+    if not isinstance(user, CurrentUser) or not user.is_staff:
+        raise Forbidden("Staff only.")

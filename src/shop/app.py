@@ -1,0 +1,142 @@
+"""`create_app(settings)`: joins each domain's routes, the shared plugins and the error handlers.
+
+Request flow: `EdgeMiddleware` (request id, Host allow-list, security headers)
+→ Litestar routing → `JWTAuthMiddleware` (every route not marked public) →
+controller → service (business rules) → repository (queries), all inside the
+one transaction `shop.db.provide_session` owns.
+
+Shared state lives on ``app.state``: ``settings``, ``engine``, ``session_maker``
+and ``cache``, created in the lifespan and closed on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+
+from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
+from shop.accounts.controllers import routes as account_routes
+from shop.accounts.security import JWTAuthMiddleware
+from shop.cache import Cache, create_cache
+from shop.catalog.controllers import routes as catalog_routes
+from shop.db import create_engine, create_session_maker, provide_session
+from shop.errors import exception_handlers
+from shop.ops.docs import docs_routes
+from shop.ops.health import HealthController
+from shop.ops.middleware import EdgeMiddleware
+from shop.orders.controllers import routes as order_routes
+from shop.settings import Settings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("shop")
+
+API_DESCRIPTION = """\
+Order API of the shop: accounts with JWTs, a product catalogue, orders that
+decrement stock atomically, PDF invoices and shipped-order webhooks.
+
+Every endpoint except register, login, token refresh, docs, health and metrics
+needs `Authorization: Bearer <access token>`. Errors are RFC 9457 problem
+details (`application/problem+json`). Money is a decimal string with two places.
+"""
+
+
+def _provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def _provide_cache(state: State) -> Cache:
+    cache: Cache = state.cache
+    return cache
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="shop",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        path="/api/schema",
+        render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+        servers=[Server(url="/")],
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", bearer_format="JWT", description="Access token"
+                )
+            }
+        ),
+        security=[{"BearerAuth": []}],
+        tags=[
+            Tag(name="accounts", description="Registration, login, tokens, profile"),
+            Tag(name="products", description="The catalogue"),
+            Tag(name="orders", description="Checkout and the order lifecycle"),
+            Tag(name="admin", description="Staff-only views"),
+            Tag(name="operations", description="Health and metrics"),
+        ],
+        use_handler_docstrings=True,
+        create_examples=False,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.database)
+        cache = create_cache(settings.cache)
+        app.state.engine = engine
+        app.state.session_maker = create_session_maker(engine)
+        app.state.cache = cache
+        try:
+            yield
+        finally:
+            await cache.close()
+            await engine.dispose()
+
+    route_handlers: list[Any] = [
+        HealthController,
+        *docs_routes(),
+        *account_routes,
+        *catalog_routes,
+        *order_routes,
+    ]
+    app = Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies={
+            "db_session": Provide(provide_session),
+            "settings": Provide(_provide_settings, sync_to_thread=False),
+            "cache": Provide(_provide_cache, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(
+                JWTAuthMiddleware, exclude=["^/api/schema"], exclude_from_auth_key="exclude_from_auth"
+            )
+        ],
+        exception_handlers=exception_handlers,
+        openapi_config=openapi_config(),
+        cors_config=CORSConfig(allow_origins=list(settings.http.cors_origins))
+        if settings.http.cors_origins
+        else None,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        request_max_body_size=settings.http.max_body_bytes,
+        debug=False,
+        logging_config=None,
+    )
+    app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.http.allowed_hosts)
+    return app

@@ -1,0 +1,62 @@
+"""The product table. Products are archived, never deleted, so past orders keep their rows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shop.db import Base
+
+
+class Category(enum.StrEnum):
+    ELECTRONICS = "electronics"
+    CLOTHING = "clothing"
+    BOOKS = "books"
+    HOME = "home"
+    SPORTS = "sports"
+    TOYS = "toys"
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    stock: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(32))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint(
+            "category IN ('electronics','clothing','books','home','sports','toys')",
+            name="category_known",
+        ),
+        Index("ix_products_live_created", "created_at", postgresql_where="NOT archived"),
+        Index("ix_products_live_category_price", "category", "price", postgresql_where="NOT archived"),
+        Index("ix_products_live_price", "price", postgresql_where="NOT archived"),
+        Index("ix_products_live_name", "name", postgresql_where="NOT archived"),
+    )

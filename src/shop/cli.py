@@ -1,0 +1,155 @@
+"""The `shop` command: what an operator does, one small group each.
+
+    shop run [--host --port --workers]     serve the API (uvicorn)
+    shop worker [--concurrency]            run a Procrastinate worker
+    shop database upgrade                  apply migrations (idempotent)
+    shop users create --email --username --password [--staff]
+    shop dev                               everything in one process, embedded PostgreSQL
+
+Settings come from the environment (`Settings.from_env`); a bad value stops
+the command with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from shop.settings import ConfigError, Settings
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"shop: {message}", err=True)
+    sys.exit(2)
+
+
+def load_settings(dev_mode: bool = False) -> Settings:
+    try:
+        return Settings.from_env(dev_mode=dev_mode)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Manage the shop: serve the API, run workers, migrate, create users."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SHOP_HOST")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="SHOP_PORT")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), envvar="WEB_CONCURRENCY")
+def run(host: str, port: int, workers: int) -> None:
+    """Serve the API with uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    from shop.ops.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
+    uvicorn.run(
+        "shop.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@main.command()
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 100))
+def worker(concurrency: int) -> None:
+    """Run a Procrastinate worker; SIGTERM lets it finish its current jobs first."""
+    from shop.jobs import run_worker
+    from shop.ops.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
+    asyncio.run(run_worker(settings, concurrency=concurrency))
+
+
+@main.group()
+def database() -> None:
+    """Schema migrations."""
+
+
+@database.command()
+@click.option("--revision", default="head", show_default=True)
+def upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (safe to run again, and from two places at once)."""
+    from shop.migrations import upgrade as do_upgrade
+
+    settings = load_settings()
+    do_upgrade(settings.database.url, revision)
+    click.echo("database is up to date")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create")
+@click.option("--email")
+@click.option("--username")
+@click.option("--password", envvar="SHOP_USER_PASSWORD", help="or SHOP_USER_PASSWORD; prompted when omitted")
+@click.option("--staff/--no-staff", default=False, show_default=True)
+def users_create(email: str | None, username: str | None, password: str | None, staff: bool) -> None:
+    """Create a user (a staff user with --staff), like Django's createsuperuser."""
+    interactive = sys.stdin.isatty()
+    if email is None:
+        if not interactive:
+            _fail("--email is required")
+        email = click.prompt("Email")
+    if username is None:
+        if not interactive:
+            _fail("--username is required")
+        username = click.prompt("Username")
+    if password is None:
+        if not interactive:
+            _fail("--password is required")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = load_settings()
+
+    from shop.accounts.services import create_user_from_cli
+    from shop.errors import ShopError
+
+    try:
+        user_id = asyncio.run(
+            create_user_from_cli(settings, email=email, username=username, password=password, staff=staff)
+        )
+    except ShopError as exc:
+        _fail(exc.detail + "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in exc.errors or []))
+    click.echo(f"created {'staff ' if staff else ''}user {username} <{email}> with id {user_id}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--data-dir",
+    default=lambda: os.environ.get("SHOP_DEV_DIR", ".shop-dev"),
+    show_default=".shop-dev",
+    help="where the embedded PostgreSQL keeps its data",
+)
+def dev(host: str, port: int, data_dir: str) -> None:
+    """Run the whole shop in one process: embedded PostgreSQL, API and worker."""
+    from shop.dev import run_dev
+
+    settings = load_settings(dev_mode=True)
+    run_dev(settings, host=host, port=port, data_dir=data_dir)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

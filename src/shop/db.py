@@ -1,0 +1,98 @@
+"""Engine, sessions and the one-transaction-per-request rule.
+
+Every HTTP request that asks for ``db_session`` gets one `AsyncSession` whose
+transaction the framework owns: `provide_session` commits after the handler
+returned (before the response is sent) and rolls back when it raised. Services
+never commit; they `flush()` when they need an id.
+
+Work that must happen only once the data is durable (bumping a cache version,
+so no client reads the old value after a 2xx) is registered with
+`after_commit(session, callback)`. The callbacks run after the commit succeeded
+and before the response leaves, so a client that sees 2xx can trust them.
+
+advanced-alchemy's own autocommit handler commits in ``before_send`` and
+swallows a failed commit, which would answer 2xx for a transaction that never
+happened; that is why the session lifecycle lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from litestar.datastructures import State
+
+    from shop.settings import DatabaseSettings
+
+__all__ = ["Base", "after_commit", "create_engine", "provide_session", "run_after_commit"]
+
+_AFTER_COMMIT = "shop.after_commit"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table of the shop (advanced-alchemy repositories use it)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": settings.connect_timeout,
+            "command_timeout": settings.statement_timeout_ms / 1000 + 5,
+            "server_settings": {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "lock_timeout": str(settings.statement_timeout_ms),
+                "application_name": "shop",
+            },
+        },
+    )
+
+
+def create_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``callback`` once this session's transaction has committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    callbacks = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        await callback()
+
+
+async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """Litestar dependency: one session and one transaction per request."""
+    session_maker: async_sessionmaker[AsyncSession] = state.session_maker
+    async with session_maker() as session:
+        try:
+            yield session
+        except BaseException:
+            session.info.pop(_AFTER_COMMIT, None)
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+            await run_after_commit(session)

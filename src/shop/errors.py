@@ -1,0 +1,275 @@
+"""Errors as classes, and the one place that turns any error into RFC 9457 problem details.
+
+A domain error subclasses `ShopError`; its docstring is the default ``detail``
+and its class attributes give the HTTP status and title. Services raise them;
+`problem_handler` renders them. Framework exceptions (404, 405, validation)
+and database outages go through the same handler, so every error a client sees
+is ``application/problem+json`` with ``status``, ``title`` and ``detail``, and
+validation errors list the failing fields under ``errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+__all__ = [
+    "Conflict",
+    "Problem",
+    "problem_responses",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "ShopError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "exception_handlers",
+    "problem_response",
+]
+
+logger = logging.getLogger("shop.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ShopError(Exception):
+    """The request could not be processed."""
+
+    status_code: int = 400
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or (self.__doc__ or "").strip()
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class InvalidInput(ShopError):
+    """The request is invalid."""
+
+    status_code = 400
+
+
+class Unauthorized(ShopError):
+    """Authentication credentials were missing or invalid."""
+
+    status_code = 401
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ShopError):
+    """You do not have permission to perform this action."""
+
+    status_code = 403
+
+
+class NotFound(ShopError):
+    """Not found."""
+
+    status_code = 404
+
+
+class Conflict(ShopError):
+    """The request conflicts with the current state of the resource."""
+
+    status_code = 409
+
+
+class Unprocessable(ShopError):
+    """The request is well-formed but cannot be processed."""
+
+    status_code = 422
+
+
+class TooManyRequests(ShopError):
+    """Too many requests; try again later."""
+
+    status_code = 429
+
+
+class ServiceUnavailable(ShopError):
+    """A service the shop depends on is unavailable; try again shortly."""
+
+    status_code = 503
+
+
+class ProblemField(msgspec.Struct):
+    field: str | None
+    message: str
+    source: str | None = None
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, the body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+_DEFAULT_DESCRIPTIONS = {
+    400: "Invalid input; `errors` lists the failing fields",
+    401: "Missing, invalid or expired access token",
+    403: "Not allowed for this user",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    422: "Well-formed but cannot be processed",
+    429: "Too many requests; see Retry-After",
+    503: "A dependency is unavailable; retry shortly",
+}
+
+
+def problem_responses(*codes: int, **descriptions: str) -> dict[int, ResponseSpec]:
+    """OpenAPI ``responses=`` entries for the error statuses a handler can return.
+
+    ``descriptions`` override the default text, keyed ``s409="..."``.
+    """
+    return {
+        code: ResponseSpec(
+            Problem,
+            description=descriptions.get(f"s{code}", _DEFAULT_DESCRIPTIONS.get(code, _title(code))),
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for code in codes
+    }
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> Response[bytes]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or _title(status),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _validation_errors(extra: Any) -> list[dict[str, Any]]:
+    errors = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                field = item.get("key") or item.get("field") or ""
+                message = str(item.get("message", ""))
+                source = item.get("source")
+                # msgspec reports the JSON path of a body field ("at `$.items[0].quantity`").
+                if not field and "at `$." in message:
+                    field = message.rsplit("at `$.", 1)[1].rstrip("`")
+                entry = {"field": field or None, "message": message}
+                if source:
+                    entry["source"] = str(source)
+                errors.append(entry)
+    elif isinstance(extra, dict):
+        errors.extend({"field": str(k), "message": str(v)} for k, v in extra.items())
+    return errors
+
+
+def _handle_shop_error(request: Request[Any, Any, Any], exc: ShopError) -> Response[bytes]:
+    return problem_response(
+        exc.status_code,
+        exc.detail,
+        title=exc.title,
+        errors=exc.errors,
+        headers=exc.headers,
+        instance=request.url.path,
+        **exc.extra,
+    )
+
+
+def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    detail = exc.detail or _title(status)
+    errors = None
+    if isinstance(exc, ValidationException) or (status == 400 and exc.extra):
+        errors = _validation_errors(exc.extra)
+        if errors and detail.startswith("Validation failed for"):
+            fields = ", ".join(e["field"] for e in errors if e.get("field")) or "the request"
+            detail = f"Invalid value for {fields}"
+    if status == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}"
+    if status == 405:
+        detail = f"Method {request.method} is not allowed on {request.url.path}"
+    headers = dict(exc.headers or {})
+    return problem_response(status, detail, errors=errors, headers=headers, instance=request.url.path)
+
+
+def _handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
+        if not exc.connection_invalidated:
+            return _handle_unexpected(request, exc)
+    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    return problem_response(
+        503,
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": "2"},
+        instance=request.url.path,
+    )
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, OSError | ConnectionError | PoolTimeoutError):
+        return _handle_database_error(request, exc)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+exception_handlers: dict[type[Exception], Any] = {
+    ShopError: _handle_shop_error,
+    HTTPException: _handle_http_exception,
+    OperationalError: _handle_database_error,
+    InterfaceError: _handle_database_error,
+    DBAPIError: _handle_database_error,
+    PoolTimeoutError: _handle_database_error,
+    Exception: _handle_unexpected,
+}

@@ -1,0 +1,10 @@
+"""Imports every domain's tables so `metadata` knows the whole schema (Alembic, tests)."""
+
+from shop.accounts import models as accounts_models
+from shop.catalog import models as catalog_models
+from shop.db import Base
+from shop.orders import models as orders_models
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "catalog_models", "metadata", "orders_models"]

@@ -1,0 +1,109 @@
+"""Outermost ASGI middleware: request ids, the Host allow-list, and security headers.
+
+Pure ASGI (no per-request objects) because it wraps every request, including
+404s for unknown paths. The request id is echoed when the client sent a sane
+one (``[A-Za-z0-9._-]{1,128}``), otherwise generated, and is put on the
+response, into ``scope["state"]`` and into a context variable the log
+formatter reads.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._\-]{1,128}$")
+
+_DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
+    b"connect-src 'self'; frame-ancestors 'none'"
+)
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+
+_STATIC_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.allow_any_host = "*" in allowed_hosts
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.wildcards = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        if self.allow_any_host:
+            return True
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        hostname = host.decode("latin-1").lower()
+        if hostname.startswith("["):  # [::1]:8000
+            hostname = hostname.split("]", 1)[0] + "]"
+        else:
+            hostname = hostname.rsplit(":", 1)[0]
+        return hostname in self.allowed_hosts or (bool(self.wildcards) and hostname.endswith(self.wildcards))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+                break
+        request_id = incoming.decode() if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+        path: str = scope["path"]
+        csp = _DOCS_CSP if path.startswith(("/api/docs", "/api/redoc")) else _API_CSP
+        extra = [*_STATIC_HEADERS, (b"content-security-policy", csp), (b"x-request-id", request_id.encode())]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"server"
+                ]
+                headers.extend(extra)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            if not self._host_allowed(scope):
+                await _send_problem(send_with_headers, 400, "Bad Request", "Host header is not allowed.")
+                return
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
+
+
+async def _send_problem(send: Any, status: int, title: str, detail: str) -> None:
+    body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

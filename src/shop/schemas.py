@@ -1,0 +1,41 @@
+"""Wire types shared by every domain: money, pagination envelopes.
+
+Money goes out as a decimal string with exactly two places (``"199.99"``),
+never a float: Litestar's default encoder would turn a `Decimal` into a float,
+so response structs carry `MoneyStr` and build it with `money()`.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+
+__all__ = ["CENT", "MoneyStr", "Page", "money"]
+
+CENT = Decimal("0.01")
+
+MoneyStr = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^-?\d+\.\d{2}$",
+        description="Decimal amount as a string with two places",
+        examples=["199.99"],
+    ),
+]
+
+T = TypeVar("T")
+
+
+def money(amount: Decimal) -> str:
+    return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+class Page(msgspec.Struct, Generic[T]):
+    """A page of a list: ``items``, the ``total`` matching, and the ``limit``/``offset`` used."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

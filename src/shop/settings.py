@@ -1,0 +1,248 @@
+"""One typed Settings object, built from the environment in exactly one place.
+
+`Settings.from_env()` reads ``os.environ`` (or a mapping a test passes) once and
+validates every value. A wrong or missing value raises `ConfigError` whose
+message names the variable; the CLI prints that one line and exits, so an
+operator never has to read a traceback to learn which variable is wrong.
+
+Settings are grouped by concern (database, cache, tokens, jobs, http) and are
+immutable; code receives them as an argument, never by importing a global.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["CacheSettings", "ConfigError", "DatabaseSettings", "Settings"]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {raw!r}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    raw = env.get(name, default)
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _database_url(raw: str) -> str:
+    """Accept the usual ``postgresql://`` spelling and use the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+asyncpg://" + raw[len(prefix) :]
+    raise ConfigError(f"DATABASE_URL: expected a postgresql:// URL, got {raw.split('://')[0]}://...")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    """SQLAlchemy URL with the asyncpg driver."""
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout: float = 5.0
+    """Seconds a request waits for a pooled connection before it gets a 503."""
+    connect_timeout: float = 5.0
+    statement_timeout_ms: int = 15_000
+
+    @property
+    def libpq_url(self) -> str:
+        """The same database as a plain libpq URL (psycopg, pgbench, psql)."""
+        return "postgresql://" + self.url.split("://", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    memcached: tuple[str, int] | None
+    """``(host, port)``; None selects the in-process backend (dev mode)."""
+    timeout: float = 0.05
+    """Seconds one cache call may take before it counts as a miss."""
+    products_ttl: int = 300
+    order_ttl: int = 60
+    user_ttl: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    secret_key: str
+    access_minutes: int = 60
+    refresh_days: int = 7
+    leeway_seconds: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    shipped_webhook_url: str | None = None
+    webhook_secret: str = ""
+    webhook_timeout: float = 10.0
+    smtp_url: str | None = None
+    shop_name: str = "shop"
+    stalled_after_seconds: int = 60
+    """A job whose worker sent no heartbeat for this long is retried by another worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    metrics_token: str | None = None
+    login_attempts: int = 5
+    """Failed logins per email (and per client address x4) before 429."""
+    login_window_seconds: int = 300
+    register_per_minute: int = 30
+    json_logs: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings
+    cache: CacheSettings
+    tokens: TokenSettings
+    jobs: JobSettings
+    http: HttpSettings = field(default_factory=HttpSettings)
+    debug: bool = False
+    dev_mode: bool = False
+    min_order_amount: Decimal = Decimal("1.00")
+    max_order_items: int = 100
+    generated_secret: bool = False
+    """True when dev mode made up SECRET_KEY; the CLI says so at start-up."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dev_mode: bool = False) -> Settings:
+        env = os.environ if env is None else env
+        debug = _bool(env, "DEBUG", False)
+
+        secret = env.get("SECRET_KEY", "")
+        generated = False
+        if not secret:
+            if not dev_mode:
+                raise ConfigError("SECRET_KEY: required (set a long random string; `shop dev` makes one up)")
+            secret = secrets.token_urlsafe(48)
+            generated = True
+        elif len(secret) < 16 and not dev_mode:
+            raise ConfigError("SECRET_KEY: too short, use at least 16 characters")
+
+        raw_db = env.get("DATABASE_URL", "")
+        if not raw_db:
+            if not dev_mode:
+                raise ConfigError("DATABASE_URL: required, e.g. postgresql://user:pass@db:5432/shop")
+            raw_db = "postgresql://placeholder/shop"  # dev mode replaces it with the embedded server
+        database = DatabaseSettings(
+            url=_database_url(raw_db),
+            pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
+            max_overflow=_int(env, "DB_MAX_OVERFLOW", 10),
+            pool_timeout=_float(env, "DB_POOL_TIMEOUT", 5.0),
+            connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 5.0),
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=100),
+        )
+
+        memcached = None
+        raw_mc = env.get("MEMCACHED_URL", "").strip()
+        if raw_mc:
+            raw_mc = raw_mc.removeprefix("memcached://").removeprefix("memcache://")
+            host, _, port = raw_mc.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"MEMCACHED_URL: expected host:port, got {raw_mc!r}")
+            memcached = (host, int(port))
+        cache = CacheSettings(
+            memcached=memcached,
+            timeout=_float(env, "CACHE_TIMEOUT", 0.05),
+        )
+
+        tokens = TokenSettings(
+            secret_key=secret,
+            access_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
+            refresh_days=_int(env, "REFRESH_TOKEN_DAYS", 7, minimum=1),
+        )
+
+        raw_min = env.get("MIN_ORDER_AMOUNT", "1.00")
+        try:
+            min_amount = Decimal(raw_min)
+        except InvalidOperation:
+            raise ConfigError(f"MIN_ORDER_AMOUNT: expected a decimal like 1.00, got {raw_min!r}") from None
+        if not min_amount.is_finite() or min_amount < 0:
+            raise ConfigError(f"MIN_ORDER_AMOUNT: must be a non-negative amount, got {raw_min!r}")
+
+        webhook_url = env.get("SHIPPED_WEBHOOK_URL", "").strip() or None
+        if webhook_url and not webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f"SHIPPED_WEBHOOK_URL: expected an http(s) URL, got {webhook_url!r}")
+        webhook_secret = env.get("WEBHOOK_SECRET", "") or hashlib.sha256(
+            b"shop-webhook:" + secret.encode()
+        ).hexdigest()
+        jobs = JobSettings(
+            shipped_webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_timeout=_float(env, "WEBHOOK_TIMEOUT", 10.0),
+            smtp_url=env.get("SMTP_URL", "").strip() or None,
+            shop_name=env.get("SHOP_NAME", "shop"),
+            stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 60, minimum=5),
+        )
+
+        http = HttpSettings(
+            allowed_hosts=_list(env, "ALLOWED_HOSTS", "localhost,127.0.0.1"),
+            cors_origins=_list(env, "CORS_ORIGINS", ""),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            login_attempts=_int(env, "LOGIN_ATTEMPTS", 5, minimum=1),
+            login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
+            register_per_minute=_int(env, "REGISTER_PER_MINUTE", 30, minimum=1),
+            json_logs=_bool(env, "JSON_LOGS", not (debug or dev_mode)),
+        )
+        return cls(
+            database=database,
+            cache=cache,
+            tokens=tokens,
+            jobs=jobs,
+            http=http,
+            debug=debug,
+            dev_mode=dev_mode,
+            min_order_amount=min_amount,
+            max_order_items=_int(env, "MAX_ORDER_ITEMS", 100, minimum=1),
+            generated_secret=generated,
+        )
+
+    def with_database(self, url: str) -> Settings:
+        return replace(self, database=replace(self.database, url=_database_url(url)))
