@@ -37,6 +37,7 @@ from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
 from shop.ops.middleware import EdgeMiddleware
 from shop.orders.controllers import routes as order_routes
+from shop.orders.delivery_controllers import routes as delivery_routes
 from shop.settings import Settings
 
 __all__ = ["create_app"]
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *account_routes,
         *catalog_routes,
         *order_routes,
+        *delivery_routes,
     ]
     app = Litestar(
         route_handlers=route_handlers,

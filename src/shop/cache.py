@@ -29,7 +29,21 @@ import aiomcache
 
 from shop.settings import CacheSettings
 
-__all__ = ["Cache", "CacheStats", "InProcessCache", "MemcachedCache", "create_cache"]
+__all__ = [
+    "ORDERS",
+    "PRODUCTS",
+    "Cache",
+    "CacheStats",
+    "InProcessCache",
+    "MemcachedCache",
+    "create_cache",
+    "make_key",
+]
+
+PRODUCTS = "products_list"
+"""Namespace of product list and detail responses; bumped by any product or stock change."""
+ORDERS = "order_detail"
+"""Namespace of order detail responses; bumped by any order change."""
 
 logger = logging.getLogger("shop.cache")
 
