@@ -68,6 +68,16 @@ def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _delays(env: Mapping[str, str], name: str, default: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in _list(env, name, default))
+    except ValueError:
+        raise ConfigError(f"{name}: expected comma-separated seconds like 10,60,300") from None
+    if any(delay < 0 for delay in delays):
+        raise ConfigError(f"{name}: delays cannot be negative")
+    return delays
+
+
 def _database_url(raw: str) -> str:
     """Accept the usual ``postgresql://`` spelling and use the asyncpg driver."""
     for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
@@ -121,6 +131,9 @@ class JobSettings:
     shop_name: str = "shop"
     stalled_after_seconds: int = 60
     """A job whose worker sent no heartbeat for this long is retried by another worker."""
+    webhook_retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
+    """Seconds before each retry of a failed webhook delivery; one entry per retry."""
+    mail_from: str = "shop@localhost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +232,8 @@ class Settings:
             smtp_url=env.get("SMTP_URL", "").strip() or None,
             shop_name=env.get("SHOP_NAME", "shop"),
             stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 60, minimum=5),
+            webhook_retry_delays=_delays(env, "WEBHOOK_RETRY_DELAYS", "10,60,300"),
+            mail_from=env.get("MAIL_FROM", "").strip() or "shop@localhost",
         )
 
         http = HttpSettings(
