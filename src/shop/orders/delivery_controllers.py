@@ -1,7 +1,160 @@
-"""HTTP layer of invoices and webhook deliveries (orders domain, background-jobs issue)."""
+"""HTTP layer of invoices and webhook deliveries (the orders domain's background jobs).
+
+* ``GET /api/orders/{id}/invoice``: the PDF, for the order's owner or staff.
+* ``GET /api/admin/webhooks/deliveries``: staff view of shipped-order events and their attempts.
+* ``POST /api/admin/webhooks/deliveries/{event_id}/redeliver``: staff send a failed event again.
+
+The wire structs live here rather than in ``orders/schemas.py``: they describe
+only these routes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
 
-routes: list[Any] = []
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts.security import CurrentUser, requires_staff
+from shop.errors import problem_responses
+from shop.orders import invoices, webhooks
+from shop.orders.models import WebhookAttempt, WebhookEvent
+from shop.orders.webhooks import Outcome
+from shop.schemas import Page
+
+__all__ = ["Delivery", "DeliveryAttempt", "routes"]
+
+
+class DeliveryAttempt(msgspec.Struct):
+    attempt: int
+    at: datetime
+    outcome: str
+    """delivered, failed, skipped, or retrying (a retry was scheduled)."""
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class Delivery(msgspec.Struct):
+    """One webhook event: what is sent (``payload`` plus ``event_id``) and how sending went."""
+
+    event_id: uuid.UUID
+    order_id: int
+    kind: str
+    outcome: Outcome
+    payload: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[DeliveryAttempt]
+
+
+def _delivery(event: WebhookEvent, attempts: list[WebhookAttempt]) -> Delivery:
+    return Delivery(
+        event_id=event.event_id,
+        order_id=event.order_id,
+        kind=event.kind,
+        outcome=Outcome(event.outcome),
+        payload=event.payload,
+        created_at=event.created_at,
+        updated_at=event.updated_at,
+        attempts=[
+            DeliveryAttempt(
+                attempt=a.attempt,
+                at=a.at,
+                outcome=a.outcome,
+                status_code=a.status_code,
+                error=a.error,
+                duration_ms=round(a.duration_ms, 1),
+            )
+            for a in attempts
+        ],
+    )
+
+
+@get(
+    "/api/orders/{order_id:int}/invoice",
+    tags=["orders"],
+    summary="Download an order's PDF invoice",
+    media_type="application/pdf",
+    responses={
+        200: ResponseSpec(bytes, description="The invoice PDF", media_type="application/pdf"),
+        **problem_responses(
+            401,
+            404,
+            s404="No such order for this user, or its invoice has not been generated yet",
+        ),
+    },
+)
+async def download_invoice(
+    request: Request[CurrentUser, Any, Any], db_session: AsyncSession, order_id: int
+) -> Response[bytes]:
+    """The invoice is made by a background job shortly after the order is placed; until then
+    this answers 404 with a ``Retry-After`` header."""
+    invoice = await invoices.invoice_for(db_session, order_id, request.user)
+    return Response(
+        content=invoice.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{invoices.invoice_filename(invoice)}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size")]
+Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip")]
+
+
+@get(
+    "/api/admin/webhooks/deliveries",
+    tags=["admin"],
+    summary="List shipped-order webhook deliveries",
+    guards=[requires_staff],
+    responses=problem_responses(400, 401, 403),
+)
+async def list_deliveries(
+    db_session: AsyncSession,
+    order_id: Annotated[int | None, Parameter(ge=1, description="Only this order's events")] = None,
+    outcome: Annotated[
+        Outcome | None, Parameter(description="Only events with this outcome")
+    ] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[Delivery]:
+    """Newest first; each event lists every attempt (time, status code or error, duration)."""
+    events, attempts, total = await webhooks.list_deliveries(
+        db_session, order_id=order_id, outcome=outcome, limit=limit, offset=offset
+    )
+    return Page(
+        items=[_delivery(e, a) for e, a in zip(events, attempts, strict=True)],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@post(
+    "/api/admin/webhooks/deliveries/{event_id:uuid}/redeliver",
+    tags=["admin"],
+    summary="Send a failed webhook event again",
+    guards=[requires_staff],
+    status_code=HTTP_202_ACCEPTED,
+    responses=problem_responses(
+        401, 403, 404, 409, s409="The event is not failed or skipped (pending or delivered)"
+    ),
+)
+async def redeliver(db_session: AsyncSession, event_id: uuid.UUID) -> Delivery:
+    """Queues a new delivery of the same event (same ``event_id``, so receivers can deduplicate);
+    the event is ``pending`` until the worker has sent it."""
+    event = await webhooks.redeliver(db_session, event_id)
+    attempts = await webhooks.attempts_of(db_session, [event_id])
+    return _delivery(event, attempts.get(event_id, []))
+
+
+routes: list[Any] = [download_invoice, list_deliveries, redeliver]

@@ -1,22 +1,122 @@
 """Background jobs of the orders domain (invoice, shipped webhook), and queue housekeeping.
 
 Each task takes ids, opens its own session and is safe to run twice.
+
+Crashed workers: a job stays ``doing`` when its worker dies. Every 5 seconds
+`retry_stalled_jobs` (a periodic task, run by whichever worker gets it) puts
+back to ``todo`` every ``doing`` job whose worker sent no heartbeat for
+``JOB_STALLED_AFTER_SECONDS`` (default 60 s; workers beat every 5 s, so keep it
+well above 5). The job then runs again on a live worker, which is harmless
+because every task here is idempotent.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import procrastinate
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from sqlalchemy.exc import IntegrityError
 
 bp = procrastinate.Blueprint()
 
+logger = logging.getLogger("shop.tasks")
 
-@bp.task(name="generate_invoice", pass_context=True, queue="invoices")
+HOUSEKEEPING_QUEUE = "housekeeping"
+
+
+class RetryLater(Exception):
+    """The job failed in a way worth another try after ``delay`` seconds."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class RetryWhenAsked(BaseRetryStrategy):
+    """Retry only on `RetryLater`, after the delay the task chose from its settings.
+
+    The task decides (it knows ``WEBHOOK_RETRY_DELAYS``, which the decorator, evaluated at
+    import, cannot); this strategy only turns its decision into a Procrastinate retry.
+    """
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, RetryLater):
+            return RetryDecision(retry_in={"seconds": exception.delay})
+        return None
+
+
+@bp.task(
+    name="generate_invoice",
+    pass_context=True,
+    queue="invoices",
+    # Transient failures (database restart, SMTP server down): 1, 2, 4 ... 256 s apart.
+    retry=procrastinate.RetryStrategy(max_attempts=8, exponential_wait=2),
+)
 async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> None:
     """Render, store and e-mail the invoice of ``order_id`` (see orders/invoices.py)."""
-    raise NotImplementedError  # built in the background-jobs issue
+    from shop.jobs import resources_of
+    from shop.orders.invoices import issue_invoice, mail_invoice
+
+    resources = resources_of(context)
+    async with resources.session_maker() as session:
+        try:
+            invoice = await issue_invoice(session, order_id, resources.settings.jobs.shop_name)
+            await session.commit()
+        except IntegrityError:
+            # A concurrent run of this job stored the invoice first; its number stands.
+            await session.rollback()
+            invoice = None
+        else:
+            if invoice is None:
+                logger.warning("invoice: order %s does not exist", order_id)
+                return
+            logger.info(
+                "invoice %s stored for order %s (%d bytes)",
+                invoice.number,
+                order_id,
+                len(invoice.pdf),
+            )
+    await mail_invoice(resources.session_maker, resources.settings.jobs, order_id)
 
 
-@bp.task(name="notify_shipped", pass_context=True, queue="webhooks")
+@bp.task(name="notify_shipped", pass_context=True, queue="webhooks", retry=RetryWhenAsked())
 async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> None:
     """Deliver one shipped-order webhook event (see orders/webhooks.py)."""
-    raise NotImplementedError  # built in the background-jobs issue
+    from shop.jobs import resources_of
+    from shop.orders.webhooks import RETRYING, deliver
+
+    resources = resources_of(context)
+    result = await deliver(
+        resources.session_maker,
+        resources.http,
+        resources.settings.jobs,
+        uuid.UUID(event_id),
+        retries_done=context.job.attempts,
+    )
+    if result.outcome == RETRYING and result.retry_in is not None:
+        raise RetryLater(f"webhook {event_id} not delivered yet", delay=result.retry_in)
+
+
+@bp.periodic(cron="* * * * * */5")
+@bp.task(name="retry_stalled_jobs", pass_context=True, queue=HOUSEKEEPING_QUEUE)
+async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Requeue jobs whose worker stopped sending heartbeats (it crashed or was killed)."""
+    from shop.jobs import resources_of
+
+    threshold = resources_of(context).settings.jobs.stalled_after_seconds
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=threshold):
+        if job.id == context.job.id:
+            continue
+        logger.warning(
+            "retrying stalled job %s (%s) of worker %s", job.id, job.task_name, job.worker_id
+        )
+        await manager.retry_job(job)
+    # This task runs every few seconds: keep only the last hour of its own finished runs.
+    await manager.delete_old_jobs(nb_hours=1, queue=HOUSEKEEPING_QUEUE)
+
+
+__all__ = ["RetryLater", "RetryWhenAsked", "bp", "generate_invoice", "notify_shipped"]
