@@ -61,7 +61,9 @@ def postgres_url() -> Iterator[str]:
     try:
         asyncio.run(create())
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"cannot reach PostgreSQL at DATABASE_URL ({exc}); start it or unset DATABASE_URL")
+        pytest.fail(
+            f"cannot reach PostgreSQL at DATABASE_URL ({exc}); start it or unset DATABASE_URL"
+        )
     url = with_database(server_url, name)
     asyncio.run(upgrade_async_sync(url))
     yield url
@@ -180,3 +182,24 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
             getattr(item, "function", None)
         ):
             item.add_marker(pytest.mark.asyncio(loop_scope="session"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: a missing service must not pass silently."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if os.environ.get("CI") and skipped and exitstatus == 0:
+        session.exitstatus = 1
+        if reporter:
+            reporter.write_line(
+                f"CI: {skipped} test(s) skipped; skips are failures in CI", red=True
+            )
+
+
+@pytest.fixture
+async def live_server(settings: Settings) -> AsyncIterator[Any]:
+    """A second app instance served by uvicorn on a real port (same database and memcached)."""
+    from tests.support.live import serve_live
+
+    async with serve_live(create_app(settings)) as server:
+        yield server

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Response, Router
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -32,7 +32,7 @@ from shop.accounts.security import JWTAuthMiddleware
 from shop.cache import Cache, create_cache
 from shop.catalog.controllers import routes as catalog_routes
 from shop.db import create_engine, create_session_maker, provide_session
-from shop.errors import exception_handlers
+from shop.errors import exception_handlers, problem_response
 from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
 from shop.ops.middleware import EdgeMiddleware
@@ -64,8 +64,18 @@ def _provide_cache(state: State) -> Cache:
     return cache
 
 
+async def _json_not_found(response: Response[Any]) -> Response[Any]:
+    """Litestar's schema router answers unknown paths below it with an HTML page; keep errors JSON."""
+    if response.status_code == 404:
+        return problem_response(404, "No such schema document; the OpenAPI JSON is at /api/schema/")
+    return response
+
+
 def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
+        openapi_router=Router(
+            "/api/schema", route_handlers=[], after_request=_json_not_found, include_in_schema=False
+        ),
         title="shop",
         version="1.0.0",
         description=API_DESCRIPTION,
@@ -127,7 +137,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             DefineMiddleware(
-                JWTAuthMiddleware, exclude=["^/api/schema"], exclude_from_auth_key="exclude_from_auth"
+                JWTAuthMiddleware,
+                exclude=["^/api/schema"],
+                exclude_from_auth_key="exclude_from_auth",
             )
         ],
         exception_handlers=exception_handlers,

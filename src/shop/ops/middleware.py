@@ -58,7 +58,9 @@ class EdgeMiddleware:
             hostname = hostname.split("]", 1)[0] + "]"
         else:
             hostname = hostname.rsplit(":", 1)[0]
-        return hostname in self.allowed_hosts or (bool(self.wildcards) and hostname.endswith(self.wildcards))
+        return hostname in self.allowed_hosts or (
+            bool(self.wildcards) and hostname.endswith(self.wildcards)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,20 +76,24 @@ class EdgeMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
         path: str = scope["path"]
         csp = _DOCS_CSP if path.startswith(("/api/docs", "/api/redoc")) else _API_CSP
-        extra = [*_STATIC_HEADERS, (b"content-security-policy", csp), (b"x-request-id", request_id.encode())]
+        extra = [
+            *_STATIC_HEADERS,
+            (b"content-security-policy", csp),
+            (b"x-request-id", request_id.encode()),
+        ]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"server"
-                ]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 headers.extend(extra)
                 message["headers"] = headers
             await send(message)
 
         try:
             if not self._host_allowed(scope):
-                await _send_problem(send_with_headers, 400, "Bad Request", "Host header is not allowed.")
+                await _send_problem(
+                    send_with_headers, 400, "Bad Request", "Host header is not allowed."
+                )
                 return
             await self.app(scope, receive, send_with_headers)
         finally:
@@ -95,7 +101,9 @@ class EdgeMiddleware:
 
 
 async def _send_problem(send: Any, status: int, title: str, detail: str) -> None:
-    body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    body = msgspec.json.encode(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    )
     await send(
         {
             "type": "http.response.start",

@@ -1,0 +1,113 @@
+"""The API docs: an OpenAPI 3.1 document, and Swagger UI / ReDoc pages that render with no internet.
+
+The pages are opened in a real headless Chromium (Debian's package, driven by
+Playwright) against the app served by uvicorn on 127.0.0.1; any request the
+page makes to another host fails the test. Screenshots go to ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.live import LiveServer
+from tests.support.servers import unavailable
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+async def test_schema_is_openapi_31_json(client):
+    response = await client.get("/api/schema/")
+
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.1")
+    assert schema["info"]["title"] == "shop"
+    assert "BearerAuth" in schema["components"]["securitySchemes"]
+    assert "/health/ready" in schema["paths"]
+
+
+async def test_schema_is_served_without_trailing_slash_and_without_token(client):
+    response = await client.get("/api/schema")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/vnd.oai.openapi+json")
+    assert response.json()["openapi"].startswith("3.1")
+
+
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+async def test_docs_pages_reference_only_local_assets(client, page):
+    response = await client.get(page)
+
+    assert response.status_code == 200
+    assert "http://" not in response.text and "https://" not in response.text
+    for asset in (
+        ("swagger-ui-bundle.js", "swagger-ui.css") if "docs" in page else ("redoc.standalone.js",)
+    ):
+        path = next(
+            part.split('"')[0]
+            for part in response.text.split('"/api/docs/assets')[1:]
+            if asset in part
+        )
+        assert (await client.get("/api/docs/assets" + path)).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        unavailable("Chromium is not installed (Debian: apt-get install chromium)")
+    return path or ""
+
+
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [
+        ("/api/docs/", ".opblock-summary"),  # Swagger UI lists operations
+        ("/api/redoc/", "[data-section-id^='tag/'], li[data-item-id]"),  # ReDoc builds its menu
+    ],
+)
+async def test_docs_pages_render_offline_in_chromium(
+    live_server: LiveServer, chromium, page, rendered
+):
+    from playwright.async_api import async_playwright
+
+    outside: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+
+            async def guard(route):
+                if route.request.url.startswith(live_server.url):
+                    await route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    await route.abort()
+
+            await context.route("**/*", guard)
+            tab = await context.new_page()
+            await tab.goto(live_server.url + page)
+            await tab.wait_for_selector(rendered, timeout=30_000)
+            count = await tab.locator(rendered).count()
+            ARTIFACTS.mkdir(exist_ok=True)
+            await tab.screenshot(
+                path=str(ARTIFACTS / (page.strip("/").replace("/", "-") + ".png")), full_page=False
+            )
+        finally:
+            await browser.close()
+
+    assert count >= 1
+    assert outside == [], f"the page reached outside the server: {outside}"

@@ -1,0 +1,82 @@
+"""Settings come from the environment in one place; a bad value is one clear line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from shop.settings import ConfigError, Settings
+
+BASE = {"SECRET_KEY": "s" * 32, "DATABASE_URL": "postgresql://u:p@db:5432/shop"}
+
+
+def test_defaults_follow_the_spec():
+    settings = Settings.from_env(BASE)
+
+    assert settings.debug is False
+    assert settings.http.allowed_hosts == ("localhost", "127.0.0.1")
+    assert settings.min_order_amount == Decimal("1.00")
+    assert settings.cache.memcached is None
+    assert settings.jobs.shipped_webhook_url is None
+    assert settings.tokens.access_minutes == 60
+    assert settings.tokens.refresh_days == 7
+    assert settings.database.url == "postgresql+asyncpg://u:p@db:5432/shop"
+
+
+def test_webhook_secret_falls_back_to_a_key_derived_from_secret_key():
+    one = Settings.from_env(BASE).jobs.webhook_secret
+    other = Settings.from_env({**BASE, "SECRET_KEY": "t" * 32}).jobs.webhook_secret
+
+    assert one and one != BASE["SECRET_KEY"]
+    assert one != other
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),  # required outside dev mode
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),  # too short to sign anything
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),  # required outside dev mode
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),  # PostgreSQL only
+        ({"DEBUG": "maybe"}, "DEBUG"),  # not a boolean
+        ({"MIN_ORDER_AMOUNT": "abc"}, "MIN_ORDER_AMOUNT"),  # not a decimal
+        ({"MIN_ORDER_AMOUNT": "-1"}, "MIN_ORDER_AMOUNT"),  # negative
+        ({"MEMCACHED_URL": "memcached"}, "MEMCACHED_URL"),  # no port
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),  # a pool needs a connection
+        ({"CACHE_TIMEOUT": "fast"}, "CACHE_TIMEOUT"),  # not a number
+        ({"SHIPPED_WEBHOOK_URL": "ftp://x"}, "SHIPPED_WEBHOOK_URL"),  # not http(s)
+    ],
+)
+def test_bad_value_names_the_variable(overrides, variable):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, **overrides})
+
+    assert str(caught.value).startswith(variable + ":")
+
+
+def test_dev_mode_generates_a_secret_and_says_so():
+    settings = Settings.from_env({}, dev_mode=True)
+
+    assert settings.generated_secret is True
+    assert len(settings.tokens.secret_key) >= 32
+
+
+def test_cli_stops_with_one_line_naming_the_variable():
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL"}}
+    env["DATABASE_URL"] = "postgresql://u:p@127.0.0.1:1/x"
+    result = subprocess.run(
+        [sys.executable, "-m", "shop.cli", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SECRET_KEY" in lines[0]
