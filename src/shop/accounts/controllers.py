@@ -1,7 +1,229 @@
-"""HTTP layer of the accounts domain."""
+"""HTTP layer of the accounts domain: register, login, token refresh, logout, profile, staff flags."""
 
 from __future__ import annotations
 
 from typing import Any
 
-routes: list[Any] = []
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.spec import SecurityRequirement
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts import services
+from shop.accounts.models import User
+from shop.accounts.schemas import (
+    AdminUser,
+    AdminUserUpdate,
+    LoginIn,
+    LogoutIn,
+    Profile,
+    ProfileUpdate,
+    RefreshIn,
+    RegisterIn,
+    TokenPair,
+    UserWithTokens,
+)
+from shop.accounts.security import CurrentUser, requires_staff
+from shop.accounts.services import AccountGuard, TokenService, UserService
+from shop.cache import Cache
+from shop.errors import problem_responses
+from shop.settings import Settings
+
+__all__ = ["routes"]
+
+PUBLIC: dict[str, Any] = {"exclude_from_auth": True}
+NO_AUTH: list[SecurityRequirement] = [{}]
+"""OpenAPI: this operation needs no credentials (overrides the app-wide Bearer requirement)."""
+
+
+def provide_guard(state: State, settings: Settings) -> AccountGuard:
+    return AccountGuard(state.session_maker, settings)
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def profile_of(user: User) -> Profile:
+    return Profile(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        phone=user.phone,
+        address=user.address,
+        is_staff=user.is_staff,
+        date_joined=user.date_joined,
+    )
+
+
+def with_tokens(user: User, tokens: services.IssuedTokens) -> UserWithTokens:
+    return UserWithTokens(user=profile_of(user), access=tokens.access, refresh=tokens.refresh)
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["accounts"]
+    dependencies = {"guard": Provide(provide_guard, sync_to_thread=False)}
+
+    @post(
+        "/register",
+        opt=PUBLIC,
+        security=NO_AUTH,
+        summary="Create an account and log in",
+        responses=problem_responses(
+            400,
+            409,
+            429,
+            s400="Invalid email or username, weak password (each failing rule listed), or mismatched confirmation",
+            s409="Email or username already taken",
+            s429="Too many registrations from this address; see Retry-After",
+        ),
+    )
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        data: RegisterIn,
+        db_session: AsyncSession,
+        settings: Settings,
+        guard: AccountGuard,
+    ) -> UserWithTokens:
+        """The email is the login name (unique case-insensitively); the username is unique too.
+
+        Password rules: at least 8 characters, not entirely numeric, not a
+        common password, not too similar to the username or email.
+        """
+        user, tokens = await services.register(
+            db_session, settings, guard, data, client_address(request)
+        )
+        return with_tokens(user, tokens)
+
+    @post(
+        "/login",
+        opt=PUBLIC,
+        security=NO_AUTH,
+        status_code=200,
+        summary="Log in with email and password",
+        responses=problem_responses(
+            401,
+            429,
+            s401="Unknown email, wrong password or inactive account (one answer for all)",
+            s429="Too many failed logins for this email or from this address; see Retry-After",
+        ),
+    )
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: LoginIn,
+        db_session: AsyncSession,
+        settings: Settings,
+        guard: AccountGuard,
+    ) -> UserWithTokens:
+        """Starts a new refresh-token family (one per login session)."""
+        user, tokens = await services.login(
+            db_session, settings, guard, data.email, data.password, client_address(request)
+        )
+        return with_tokens(user, tokens)
+
+    @post(
+        "/token/refresh",
+        opt=PUBLIC,
+        security=NO_AUTH,
+        status_code=200,
+        summary="Exchange a refresh token for a new pair",
+        responses=problem_responses(
+            401, s401="Invalid, expired, revoked or already used refresh token"
+        ),
+    )
+    async def refresh(
+        self, data: RefreshIn, db_session: AsyncSession, settings: Settings, guard: AccountGuard
+    ) -> TokenPair:
+        """Refresh tokens are single use: the one sent stops working.
+
+        Sending an already used one again is treated as theft: its whole
+        family is revoked, including the newest token, and the user must log in.
+        """
+        tokens = await TokenService(db_session, settings, guard).rotate(data.refresh)
+        return TokenPair(access=tokens.access, refresh=tokens.refresh)
+
+    @post(
+        "/logout",
+        status_code=204,
+        summary="Revoke a refresh token's family",
+        responses=problem_responses(401, 403, s403="The refresh token belongs to another user"),
+    )
+    async def logout(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        data: LogoutIn,
+        db_session: AsyncSession,
+        settings: Settings,
+        guard: AccountGuard,
+    ) -> None:
+        """Every refresh token of that login session stops working; access tokens expire on their own."""
+        await TokenService(db_session, settings, guard).logout(data.refresh, request.user.id)
+
+    @get("/profile", summary="The caller's profile", responses=problem_responses(401))
+    async def get_profile(
+        self, request: Request[CurrentUser, Any, Any], db_session: AsyncSession
+    ) -> Profile:
+        return profile_of(await UserService(session=db_session).get_profile(request.user.id))
+
+    @patch(
+        "/profile",
+        summary="Change username, phone or address",
+        responses=problem_responses(400, 401, 409, s409="Username already taken"),
+    )
+    async def update_profile(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        data: ProfileUpdate,
+        db_session: AsyncSession,
+        cache: Cache,
+    ) -> Profile:
+        """Omitted fields stay unchanged; `null` clears phone or address. Email and staff status are read-only."""
+        user = await UserService(session=db_session).update_profile(request.user.id, data, cache)
+        return profile_of(user)
+
+
+class UserAdminController(Controller):
+    path = "/api/admin/users"
+    tags = ["admin"]
+    guards = [requires_staff]
+
+    @patch(
+        "/{user_id:int}",
+        summary="Activate, deactivate, promote or demote a user (staff)",
+        responses=problem_responses(
+            400, 401, 403, 404, 409, s409="Staff cannot change their own flags"
+        ),
+    )
+    async def update_user(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        user_id: int,
+        data: AdminUserUpdate,
+        db_session: AsyncSession,
+        cache: Cache,
+    ) -> AdminUser:
+        """Takes effect on the user's next request; deactivating also revokes their refresh tokens."""
+        user = await UserService(session=db_session).set_flags(
+            user_id,
+            cache=cache,
+            actor_id=request.user.id,
+            is_active=data.is_active if isinstance(data.is_active, bool) else None,
+            is_staff=data.is_staff if isinstance(data.is_staff, bool) else None,
+        )
+        return AdminUser(
+            id=user.id,
+            username=user.username,
+            email=user.email,
+            phone=user.phone,
+            address=user.address,
+            is_staff=user.is_staff,
+            is_active=user.is_active,
+            date_joined=user.date_joined,
+        )
+
+
+routes: list[Any] = [AuthController, UserAdminController]

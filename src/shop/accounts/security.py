@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CurrentUser",
+    "InvalidToken",
     "JWTAuthMiddleware",
     "TokenClaims",
     "decode_token",
@@ -111,22 +112,42 @@ def encode_token(
     return token, msgspec.convert(claims, TokenClaims)
 
 
-def decode_token(settings: TokenSettings, token: str, expected_type: TokenType) -> TokenClaims:
-    """Verify signature, expiry and type; any failure is the same 401."""
+class InvalidToken(Unauthorized):
+    """Token is invalid or expired."""
+
+
+_MAX_ID = 2**63 - 1
+
+
+def decode_token(
+    settings: TokenSettings, token: str, expected_type: TokenType, *, allow_expired: bool = False
+) -> TokenClaims:
+    """Verify signature, expiry and type; any failure is the same 401.
+
+    Only HS256 is accepted, whatever the token's header claims, so ``alg:
+    none`` and algorithm-confusion tokens fail the signature check.
+    ``allow_expired`` still verifies the signature (logout accepts a refresh
+    token that has just expired).
+    """
     try:
         raw = jwt.decode(
             token,
             settings.secret_key,
             algorithms=[ALGORITHM],
             leeway=settings.leeway_seconds,
-            options={"require": ["sub", "exp", "iat", "jti", "type"]},
+            options={
+                "require": ["sub", "exp", "iat", "jti", "type"],
+                "verify_exp": not allow_expired,
+            },
         )
         claims = msgspec.convert(raw, TokenClaims)
-        int(claims.sub)
+        user_id = int(claims.sub)
     except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError):
-        raise Unauthorized("Token is invalid or expired.") from None
+        raise InvalidToken() from None
+    if not 0 < user_id <= _MAX_ID or claims.sub != str(user_id):
+        raise InvalidToken()
     if claims.type != expected_type:
-        raise Unauthorized(f"Token is invalid or expired: expected a {expected_type} token.")
+        raise InvalidToken(f"Token is invalid or expired: expected a {expected_type} token.")
     return claims
 
 
@@ -172,14 +193,20 @@ async def load_current_user(
     if row is None:
         return None
     user = CurrentUser(
-        id=row.id, username=row.username, email=row.email, is_staff=row.is_staff, is_active=row.is_active
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        is_staff=row.is_staff,
+        is_active=row.is_active,
     )
     await cache.set(user_cache_key(user_id), msgspec.msgpack.encode(user), ttl)
     return user
 
 
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if not header:
@@ -189,7 +216,9 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         state = connection.app.state
         settings: Settings = state.settings
         claims = decode_token(settings.tokens, token.strip(), "access")
-        user = await load_current_user(int(claims.sub), state.cache, state.session_maker, settings.cache.user_ttl)
+        user = await load_current_user(
+            int(claims.sub), state.cache, state.session_maker, settings.cache.user_ttl
+        )
         if user is None or not user.is_active:
             raise Unauthorized("User is inactive or no longer exists.")
         return AuthenticationResult(user=user, auth=claims)
