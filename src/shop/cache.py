@@ -4,28 +4,48 @@ Keys embed a namespace version (``products_list_v<version>_<query>``). A change
 that could alter a cached response bumps the version (one ``incr``, O(1)); the
 old keys are never read again and expire by TTL. No key scans.
 
+`Cache.lookup(namespace, suffix)` is the read path for versioned entries: it
+returns the entry (or None) and the key to store a freshly built value under.
+On memcached it usually costs one round trip: it asks for the version counter
+and the entry under the version it saw last, in one ``get``; only when the
+version moved does it need a second ``get``. A ``Lookup`` without a key means
+"the version is unknown right now": build the value from the database and do
+not store it.
+
 The cache is an optimisation, never a dependency. Every memcached call runs
 under a short timeout; a timeout, refused connection or protocol error counts
-as a miss (reads) or is ignored (writes), is logged at most once per
+as a miss (reads) or is dropped (writes), is logged at most once per
 `_WARN_EVERY` seconds, and opens a short circuit so that while memcached is
-down requests do not each pay the timeout. ``healthy`` feeds /health/ready.
+down requests do not each pay the timeout. After `_CIRCUIT_SECONDS` one call
+probes memcached again; the others keep skipping it until the probe succeeds.
 
-Known limit: a version bump that happens while memcached is unreachable is
-lost; entries written before the outage can then be served until their TTL
-(300 s products, 60 s orders) if the same memcached comes back with its data.
+Invalidations are not dropped like other writes. A version bump or a delete
+that fails is remembered as pending: until it has reached memcached, this
+instance treats that namespace (or key) as a miss, and a background task keeps
+retrying it, so stale entries stop being served as soon as memcached answers
+again. Known limit: another API instance that can still reach memcached while
+this one cannot may serve entries older than a bump this instance failed to
+deliver, until the retry lands or the entries expire (300 s products, 60 s
+orders).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import math
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, TypeVar
+from urllib.parse import quote
 
 import aiomcache
+from aiomcache import constants as mc_const
+from aiomcache.exceptions import ClientException
+from aiomcache.pool import Connection, MemcachePool
 
 from shop.settings import CacheSettings
 
@@ -35,9 +55,11 @@ __all__ = [
     "Cache",
     "CacheStats",
     "InProcessCache",
+    "Lookup",
     "MemcachedCache",
     "create_cache",
     "make_key",
+    "quote_suffix",
 ]
 
 PRODUCTS = "products_list"
@@ -49,6 +71,9 @@ logger = logging.getLogger("shop.cache")
 
 _WARN_EVERY = 30.0
 _CIRCUIT_SECONDS = 1.0
+_RETRY_EVERY = 0.25
+_FORGET_PENDING_AFTER = 600.0
+"""A pending invalidation older than the longest TTL is moot: what it invalidates has expired."""
 _MAX_KEY = 240
 
 T = TypeVar("T")
@@ -56,19 +81,36 @@ T = TypeVar("T")
 
 @dataclass
 class CacheStats:
+    """Counters for tests, metrics and the closing notes of performance work."""
+
     hits: int = 0
     misses: int = 0
     errors: int = 0
     sets: int = 0
     bumps: int = 0
+    calls: int = 0
+    """Round trips to the backend actually attempted (one per memcached command)."""
+    skipped: int = 0
+    """Calls not attempted because the circuit was open."""
+
+
+class Lookup(NamedTuple):
+    key: str | None
+    """Where to store a freshly built value; None when the namespace version is unknown."""
+    value: bytes | None
 
 
 def make_key(prefix: str, version: int, suffix: str) -> str:
     """``<prefix>_v<version>_<suffix>``; a suffix too long or unsafe for memcached is hashed."""
     key = f"{prefix}_v{version}_{suffix}"
-    if len(key) > _MAX_KEY or any(ord(c) <= 32 or ord(c) == 127 for c in key):
+    if len(key) > _MAX_KEY or any(ord(c) <= 32 or ord(c) >= 127 for c in key):
         key = f"{prefix}_v{version}_h{hashlib.sha256(suffix.encode()).hexdigest()}"
     return key
+
+
+def quote_suffix(text: str) -> str:
+    """Percent-encode a user-supplied key part so the key stays readable ASCII."""
+    return quote(text, safe="=&,.-_")
 
 
 class Cache(Protocol):
@@ -85,9 +127,13 @@ class Cache(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def version(self, namespace: str) -> int: ...
+    async def version(self, namespace: str) -> int:
+        """The namespace's current version; 0 when unknown (do not store under it)."""
+        ...
 
     async def bump(self, namespace: str) -> None: ...
+
+    async def lookup(self, namespace: str, suffix: str) -> Lookup: ...
 
     async def ping(self) -> bool: ...
 
@@ -99,7 +145,7 @@ def _version_key(namespace: str) -> str:
 
 
 def _initial_version() -> int:
-    # Time-based, so a memcached that restarted (and lost the counter) never
+    # Time-based, so a memcached that restarted (or evicted the counter) never
     # hands out a version whose keys another instance may still hold in flight.
     return int(time.time() * 1000)
 
@@ -116,6 +162,7 @@ class InProcessCache:
         return True
 
     async def get(self, key: str) -> bytes | None:
+        self.stats.calls += 1
         entry = self._data.get(key)
         if entry is None or entry[0] < time.monotonic():
             self._data.pop(key, None)
@@ -128,6 +175,7 @@ class InProcessCache:
         return [await self.get(key) for key in keys]
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
+        self.stats.calls += 1
         if len(self._data) > 50_000:
             now = time.monotonic()
             self._data = {k: v for k, v in self._data.items() if v[0] >= now}
@@ -135,20 +183,25 @@ class InProcessCache:
         self.stats.sets += 1
 
     async def delete(self, key: str) -> None:
+        self.stats.calls += 1
         self._data.pop(key, None)
 
     async def version(self, namespace: str) -> int:
+        self.stats.calls += 1
         key = _version_key(namespace)
         entry = self._data.get(key)
         if entry is None:
-            self._data[key] = (float("inf"), str(_initial_version()).encode())
-            return int(self._data[key][1])
+            entry = self._data[key] = (math.inf, str(_initial_version()).encode())
         return int(entry[1])
 
     async def bump(self, namespace: str) -> None:
         current = await self.version(namespace)
-        self._data[_version_key(namespace)] = (float("inf"), str(current + 1).encode())
+        self._data[_version_key(namespace)] = (math.inf, str(current + 1).encode())
         self.stats.bumps += 1
+
+    async def lookup(self, namespace: str, suffix: str) -> Lookup:
+        key = make_key(namespace, await self.version(namespace), suffix)
+        return Lookup(key, await self.get(key))
 
     async def ping(self) -> bool:
         return True
@@ -157,35 +210,98 @@ class InProcessCache:
         self._data.clear()
 
 
+class _CancelSafePool(MemcachePool):
+    """aiomcache's pool, minus the half-read-connection hazard.
+
+    aiomcache's ``acquire`` wrapper marks a connection broken only on
+    ``Exception``; a cancelled call (our timeout, or a client that went away)
+    returns the connection to the pool with its reply still unread, and the
+    next command on it would read that reply as its own answer (an old
+    version number, someone else's value). Such a connection is closed here.
+    """
+
+    def release(self, conn: Connection) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            self._in_use.discard(conn)
+            self._do_close(conn)
+            return
+        super().release(conn)
+
+
+class _Client(aiomcache.Client):
+    """aiomcache.Client with the pool above and two protocol fixes."""
+
+    def __init__(self, host: str, port: int, pool_size: int) -> None:
+        super().__init__(host, port, pool_size=pool_size, pool_minsize=1)
+        self._pool = _CancelSafePool(host, port, minsize=1, maxsize=pool_size)
+
+    async def _execute_simple_command(self, conn: Connection, raw_command: bytes) -> bytes:
+        # aiomcache loops on readline() until a line ends with CRLF; at EOF
+        # readline() returns b"" without yielding, so a memcached that dies
+        # mid-command would spin the event loop forever. readuntil raises.
+        conn.writer.write(raw_command)
+        await conn.writer.drain()
+        line = await conn.reader.readuntil(b"\r\n")
+        return line[:-2]
+
+    async def _incr_decr(
+        self, conn: Connection, command: bytes, key: bytes, delta: int
+    ) -> int | None:
+        # aiomcache raises on NOT_FOUND; a missing counter is an answer, not a fault.
+        resp = await self._execute_simple_command(conn, b"%s %s %d\r\n" % (command, key, delta))
+        if resp == mc_const.NOT_FOUND:
+            return None
+        if not resp.isdigit():
+            raise ClientException(f"memcached {command.decode()} failed", resp)
+        return int(resp)
+
+
 class MemcachedCache:
-    """memcached through aiomcache, with timeouts and a circuit breaker aiomcache lacks."""
+    """memcached through aiomcache, plus the timeouts, circuit breaker and retries it lacks."""
 
     def __init__(self, host: str, port: int, timeout: float, pool_size: int = 16) -> None:
-        self._host, self._port, self._pool_size = host, port, pool_size
+        self._host, self._port = host, port
         self._timeout = timeout
-        self._client = self._new_client()
+        self._client = _Client(host, port, pool_size)
         self._open_until = 0.0
-        self._last_warning = 0.0
+        """0 while the circuit is closed; else when the next probe may go out."""
+        self._probing = False
+        self._last_warning = -math.inf
         self._last_error: str | None = None
+        self._last_version: dict[str, int] = {}
+        self._pending_bumps: dict[str, float] = {}
+        self._pending_deletes: dict[str, float] = {}
+        self._retry_task: asyncio.Task[None] | None = None
         self.stats = CacheStats()
 
-    def _new_client(self) -> aiomcache.Client:
-        return aiomcache.Client(self._host, self._port, pool_size=self._pool_size, pool_minsize=1)
+    # -- health and the circuit -------------------------------------------------
 
     @property
     def healthy(self) -> bool:
-        return time.monotonic() >= self._open_until
+        return self._open_until == 0.0
 
-    def _fail(self, exc: BaseException, what: str) -> None:
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    def _may_call(self) -> bool:
+        if self._open_until == 0.0:
+            return True
+        if self._probing or time.monotonic() < self._open_until:
+            return False
+        self._probing = True  # half-open: this call is the probe, the others keep skipping
+        return True
+
+    def _succeeded(self) -> None:
+        if self._open_until != 0.0:
+            logger.info("memcached at %s:%s answers again", self._host, self._port)
+            self._open_until = 0.0
+
+    def _failed(self, exc: BaseException, what: str) -> None:
         self.stats.errors += 1
-        self._open_until = time.monotonic() + _CIRCUIT_SECONDS
-        if isinstance(exc, TimeoutError):
-            # A cancelled call can leave a half-read reply on its pooled
-            # connection; the next caller would read it as its own answer.
-            # Start over with fresh connections instead.
-            old, self._client = self._client, self._new_client()
-            asyncio.get_running_loop().create_task(old.close())
         now = time.monotonic()
+        self._open_until = now + _CIRCUIT_SECONDS
         self._last_error = f"{what}: {type(exc).__name__}: {exc}"
         if now - self._last_warning >= _WARN_EVERY:
             self._last_warning = now
@@ -196,79 +312,216 @@ class MemcachedCache:
                 self._last_error,
             )
 
-    async def _call(self, what: str, coro_factory: Callable[[], Awaitable[Any]], default: T) -> T:
-        if not self.healthy:
-            return default
+    async def _call(
+        self, what: str, operation: Callable[[], Awaitable[T]], *, force: bool = False
+    ) -> tuple[bool, T | None]:
+        """``(ok, result)``; never raises except on cancellation of the caller.
+
+        ``force`` bypasses an open circuit (not the timeout): invalidations are
+        worth one attempt even while memcached looks down.
+        """
+        probing = False
+        if not force:
+            if not self._may_call():
+                self.stats.skipped += 1
+                return False, None
+            probing = self._probing
+        self.stats.calls += 1
         try:
-            result: T = await asyncio.wait_for(coro_factory(), self._timeout)
-            return result
-        except (OSError, TimeoutError, aiomcache.exceptions.ClientException, ValueError) as exc:
-            self._fail(exc, what)
-            return default
+            async with asyncio.timeout(self._timeout):
+                result = await operation()
+        except Exception as exc:  # the cache must never fail a request
+            self._failed(exc, what)
+            return False, None
+        finally:
+            if probing:
+                self._probing = False
+        self._succeeded()
+        return True, result
+
+    # -- plain keys ----------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call("get", lambda: self._client.get(key.encode()), None)
+        value: bytes | None = None
+        if key not in self._pending_deletes or await self._flush_pending():
+            _, value = await self._call("get", lambda: self._client.get(key.encode()))
+        self._count(value)
+        return value
+
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        unique = list(dict.fromkeys(keys))  # aiomcache refuses duplicate keys
+        found: dict[str, bytes | None] = {}
+        if unique and (not self._pending_deletes or await self._flush_pending()):
+            ok, values = await self._call(
+                "get_many", lambda: self._client.multi_get(*(k.encode() for k in unique))
+            )
+            if ok and values is not None:
+                found = dict(zip(unique, values, strict=True))
+        result = [found.get(key) for key in keys]
+        for value in result:
+            self._count(value)
+        return result
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        ok, _ = await self._call("set", lambda: self._client.set(key.encode(), value, exptime=ttl))
+        if ok:
+            self.stats.sets += 1
+
+    async def delete(self, key: str) -> None:
+        ok, _ = await self._call("delete", lambda: self._client.delete(key.encode()), force=True)
+        if not ok:
+            self._pending_deletes.setdefault(key, time.monotonic())
+            self._start_retrying()
+
+    async def _delete_now(self, key: str) -> bool:
+        ok, _ = await self._call("delete", lambda: self._client.delete(key.encode()))
+        return ok
+
+    def _count(self, value: bytes | None) -> None:
         if value is None:
             self.stats.misses += 1
         else:
             self.stats.hits += 1
-        return value
 
-    async def get_many(self, *keys: str) -> list[bytes | None]:
-        values: tuple[bytes | None, ...] | None = await self._call(
-            "get_many", lambda: self._client.multi_get(*(k.encode() for k in keys)), None
-        )
-        if values is None:
-            self.stats.misses += len(keys)
-            return [None] * len(keys)
-        for value in values:
-            if value is None:
-                self.stats.misses += 1
-            else:
-                self.stats.hits += 1
-        return list(values)
-
-    async def set(self, key: str, value: bytes, ttl: int) -> None:
-        await self._call("set", lambda: self._client.set(key.encode(), value, exptime=ttl), False)
-        self.stats.sets += 1
-
-    async def delete(self, key: str) -> None:
-        await self._call("delete", lambda: self._client.delete(key.encode()), False)
+    # -- versions ------------------------------------------------------------------
 
     async def version(self, namespace: str) -> int:
-        key = _version_key(namespace).encode()
-        raw: bytes | None = await self._call("get", lambda: self._client.get(key), None)
-        if raw is not None:
-            return int(raw)
-        if not self.healthy:
+        if namespace in self._pending_bumps and not await self._flush_pending():
             return 0
-        initial = _initial_version()
-        added = await self._call("add", lambda: self._client.add(key, str(initial).encode()), False)
-        if added:
-            return initial
-        raw = await self._call("get", lambda: self._client.get(key), None)
-        return int(raw) if raw is not None else 0
+        return await self._current_version(namespace) or 0
+
+    async def _current_version(self, namespace: str) -> int | None:
+        key = _version_key(namespace).encode()
+        ok, raw = await self._call("get", lambda: self._client.get(key))
+        if not ok:
+            return None
+        if raw is None:
+            # First use (or memcached restarted): create the counter. If another
+            # instance created it first, `add` fails and we read theirs.
+            initial = str(_initial_version()).encode()
+            ok, added = await self._call("add", lambda: self._client.add(key, initial))
+            if not ok:
+                return None
+            if added:
+                raw = initial
+            else:
+                ok, raw = await self._call("get", lambda: self._client.get(key))
+                if not ok or raw is None:
+                    return None
+        return self._parse_version(namespace, raw)
+
+    def _parse_version(self, namespace: str, raw: bytes) -> int | None:
+        try:
+            version = int(raw)
+        except ValueError as exc:
+            self._failed(exc, f"version of {namespace}")
+            return None
+        self._last_version[namespace] = version
+        return version
+
+    async def lookup(self, namespace: str, suffix: str) -> Lookup:
+        if namespace in self._pending_bumps and not await self._flush_pending():
+            self.stats.misses += 1
+            return Lookup(None, None)
+        last = self._last_version.get(namespace)
+        if last is not None:
+            # One round trip: the counter and the entry under the version seen
+            # last. The counter is read in the same command, so a hit is as
+            # fresh as a separate version read would have made it.
+            key = make_key(namespace, last, suffix)
+            ok, values = await self._call(
+                "get_many",
+                lambda: self._client.multi_get(_version_key(namespace).encode(), key.encode()),
+            )
+            if not ok or values is None:
+                self.stats.misses += 1
+                return Lookup(None, None)
+            raw_version, value = values
+            if raw_version is not None and raw_version == str(last).encode():
+                self._count(value)
+                return Lookup(key, value)
+        version = await self._current_version(namespace)
+        if version is None:
+            self.stats.misses += 1
+            return Lookup(None, None)
+        key = make_key(namespace, version, suffix)
+        _, value = await self._call("get", lambda: self._client.get(key.encode()))
+        self._count(value)
+        return Lookup(key, value)
 
     async def bump(self, namespace: str) -> None:
-        key = _version_key(namespace).encode()
         self.stats.bumps += 1
-        bumped = await self._call("incr", lambda: self._client.incr(key), None)
-        if bumped is None and self.healthy:
-            # Missing counter: create it. Whoever reads it next gets a version
-            # that no cached entry carries.
-            await self._call("add", lambda: self._client.add(key, str(_initial_version()).encode()), False)
+        if not await self._incr(namespace):
+            self._pending_bumps.setdefault(namespace, time.monotonic())
+            self._start_retrying()
+
+    async def _incr(self, namespace: str, *, force: bool = True) -> bool:
+        key = _version_key(namespace).encode()
+        ok, bumped = await self._call("incr", lambda: self._client.incr(key), force=force)
+        if not ok:
+            return False
+        if bumped is not None:
+            return True
+        # No counter: create one. Whoever reads it next gets a version no cached
+        # entry carries. If a reader created it between our incr and add, that
+        # reader may be caching pre-commit data under it: bump theirs instead.
+        ok, added = await self._call(
+            "add", lambda: self._client.add(key, str(_initial_version()).encode()), force=force
+        )
+        if not ok:
+            return False
+        if added:
+            return True
+        ok, bumped = await self._call("incr", lambda: self._client.incr(key), force=force)
+        return ok and bumped is not None
+
+    # -- pending invalidations -------------------------------------------------------
+
+    async def _flush_pending(self) -> bool:
+        """Deliver pending bumps and deletes; True when none is left."""
+        now = time.monotonic()
+        for namespace, since in list(self._pending_bumps.items()):
+            # Not forced: while memcached is down, reads must not each pay a timeout.
+            if now - since > _FORGET_PENDING_AFTER or await self._incr(namespace, force=False):
+                self._pending_bumps.pop(namespace, None)
+        for key, since in list(self._pending_deletes.items()):
+            if now - since > _FORGET_PENDING_AFTER:
+                self._pending_deletes.pop(key, None)
+                continue
+            if await self._delete_now(key):
+                self._pending_deletes.pop(key, None)
+        return not self._pending_bumps and not self._pending_deletes
+
+    def _start_retrying(self) -> None:
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_pending())
+
+    async def _retry_pending(self) -> None:
+        while self._pending_bumps or self._pending_deletes:
+            await asyncio.sleep(_RETRY_EVERY)
+            if time.monotonic() >= self._open_until:
+                await self._flush_pending()
+
+    # -- lifecycle -------------------------------------------------------------------
 
     async def ping(self) -> bool:
-        self._open_until = 0.0  # a health check always asks memcached itself
-        result = await self._call("version", self._client.version, None)
-        return result is not None
+        """Ask memcached itself, whatever the circuit says (for /health/ready)."""
+        self.stats.calls += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.version()
+        except Exception as exc:
+            self._failed(exc, "version")
+            return False
+        self._succeeded()
+        return True
 
     async def close(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry_task
         await self._client.close()
-
-    @property
-    def last_error(self) -> str | None:
-        return self._last_error
 
 
 def create_cache(settings: CacheSettings) -> Cache:
