@@ -118,7 +118,9 @@ async def open_worker_app(settings: Settings) -> AsyncIterator[tuple[procrastina
         min_size=1,
         max_size=4,
         open=False,
-        kwargs={"autocommit": True, "application_name": "shop-worker"},
+        # No autocommit here: Procrastinate adds autocommit=True itself for its LISTEN
+        # connection and fails on a duplicate keyword (the worker would stop at once).
+        kwargs={"application_name": "shop-worker"},
     )
     async with httpx.AsyncClient(timeout=settings.jobs.webhook_timeout) as http:
         resources = JobResources(
