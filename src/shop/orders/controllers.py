@@ -1,7 +1,194 @@
-"""HTTP layer of the orders domain."""
+"""HTTP layer of the orders domain: checkout, reading orders, status changes, the staff view."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-routes: list[Any] = []
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.enums import MediaType
+from litestar.params import Dependency, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts.security import CurrentUser, requires_staff
+from shop.cache import Cache
+from shop.errors import problem_responses
+from shop.orders import schemas
+from shop.orders.checkout import Checkout
+from shop.orders.idempotency import order_request_hash, run_once
+from shop.orders.lifecycle import Lifecycle
+from shop.orders.models import OrderStatus
+from shop.orders.services import OrderReader, encode_order
+from shop.schemas import Page
+from shop.settings import Settings
+
+__all__ = ["AdminOrderController", "OrderController", "routes"]
+
+OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100)")]
+Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]
+# `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
+CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
+StatusFilter = Annotated[OrderStatus | None, Parameter(description="Only orders in this status")]
+
+
+class OrderController(Controller):
+    path = "/api/orders"
+    tags = ["orders"]
+
+    @post(
+        status_code=201,
+        summary="Place an order",
+        responses=problem_responses(
+            400,
+            401,
+            404,
+            409,
+            422,
+            s400="Invalid basket (empty, too many items, duplicate product, bad quantity, "
+            "archived product, total below MIN_ORDER_AMOUNT)",
+            s404="A product does not exist",
+            s409="Not enough stock (``shortages`` lists each short product and what is available), "
+            "or a request with the same Idempotency-Key is still in flight",
+            s422="The Idempotency-Key was already used with a different body",
+        ),
+    )
+    async def create_order(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        data: schemas.OrderCreate,
+        db_session: AsyncSession,
+        cache: CacheDep,
+        settings: Settings,
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                required=False,
+                description="Makes retries safe: the same key with the same body returns the first "
+                "response for 24 h and creates nothing; with another body, 422.",
+            ),
+        ] = None,
+    ) -> Response[schemas.Order]:
+        """All or nothing: stock of every item is taken in one transaction, or none is."""
+        checkout = Checkout(db_session, cache, settings)
+
+        async def place() -> bytes:
+            return encode_order(await checkout.place(request.user, data))
+
+        if idempotency_key is None:
+            return Response(await place(), status_code=201, media_type=MediaType.JSON)
+        stored = await run_once(
+            db_session,
+            request.user.id,
+            idempotency_key,
+            order_request_hash(data),
+            place,
+            status=201,
+        )
+        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+        return Response(
+            stored.body, status_code=stored.status, media_type=MediaType.JSON, headers=headers
+        )
+
+    @get(summary="List my orders", responses=problem_responses(400, 401))
+    async def list_orders(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        db_session: AsyncSession,
+        cache: CacheDep,
+        settings: Settings,
+        status: StatusFilter = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[schemas.Order]:
+        """The caller's own orders, newest first."""
+        return await OrderReader(db_session, cache, settings).list_for_customer(
+            request.user, status, limit, offset
+        )
+
+    @get("/{order_id:int}", summary="Get an order", responses=problem_responses(401, 404))
+    async def get_order(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        db_session: AsyncSession,
+        cache: CacheDep,
+        settings: Settings,
+        order_id: OrderId,
+    ) -> Response[schemas.Order]:
+        """The owner or staff see the order; anyone else gets 404."""
+        body = await OrderReader(db_session, cache, settings).detail(order_id, request.user)
+        return Response(body, media_type=MediaType.JSON)
+
+    @patch(
+        "/{order_id:int}",
+        summary="Change an order's status",
+        responses=problem_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            s403="Customers may only cancel; ``allowed`` lists what the caller may do",
+            s409="The lifecycle does not allow that move; ``allowed`` lists the caller's "
+            "allowed next statuses",
+        ),
+    )
+    async def update_order(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        data: schemas.OrderStatusUpdate,
+        db_session: AsyncSession,
+        cache: CacheDep,
+        settings: Settings,
+        order_id: OrderId,
+    ) -> schemas.Order:
+        """Move an order along its lifecycle (SPEC §2); every move is recorded in ``history``.
+
+        pending → processing | shipped | cancelled; processing → shipped | cancelled;
+        shipped → delivered. Customers may only cancel their own pending or processing
+        order; cancelling restores the stock.
+        """
+        return await Lifecycle(db_session, cache, settings).move(
+            request.user, order_id, data.status
+        )
+
+
+class AdminOrderController(Controller):
+    path = "/api/admin/orders"
+    tags = ["admin"]
+    guards = [requires_staff]
+
+    @get(summary="All orders (staff)", responses=problem_responses(400, 401, 403))
+    async def list_all_orders(
+        self,
+        db_session: AsyncSession,
+        cache: CacheDep,
+        settings: Settings,
+        status: StatusFilter = None,
+        user_id: Annotated[
+            int | None, Parameter(ge=1, le=2**63 - 1, description="Owner id")
+        ] = None,
+        created_from: Annotated[
+            datetime | None,
+            Parameter(description="Created at or after (ISO 8601; UTC when no offset)"),
+        ] = None,
+        created_to: Annotated[
+            datetime | None,
+            Parameter(description="Created at or before (ISO 8601; UTC when no offset)"),
+        ] = None,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> Page[schemas.Order]:
+        """Every customer's orders, newest first."""
+        return await OrderReader(db_session, cache, settings).list_all(
+            status=status,
+            user_id=user_id,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+        )
+
+
+routes: list[Any] = [OrderController, AdminOrderController]

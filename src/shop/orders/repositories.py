@@ -1,0 +1,327 @@
+"""Queries of the orders domain: stock claims, order inserts, loads, row locks, idempotency records.
+
+The checkout path is written as a few set-based statements (arrays in, rows
+out) because it is the hot path: one round trip claims the stock of every
+line, one inserts the order with its items and first history row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import Row, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.catalog.models import Product
+from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
+
+__all__ = [
+    "ClaimedProduct",
+    "IdempotencyRepository",
+    "InsertedOrder",
+    "OrderRepository",
+    "StockRepository",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedProduct:
+    """A product row as it is right after this order took its stock."""
+
+    id: int
+    name: str
+    description: str
+    category: str
+    price: Decimal
+    stock: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedOrder:
+    id: int
+    created_at: datetime
+    updated_at: datetime
+    history_at: datetime
+    item_ids: dict[int, int]
+    """product id -> order item id."""
+
+
+# Rows are locked in ascending id order (the sorted, materialised CTE) before
+# the conditional decrement touches them, so two baskets sharing products in
+# any order wait for each other instead of deadlocking. FOR NO KEY UPDATE is
+# the lock the UPDATE would take anyway; it leaves foreign-key checks
+# (order_items -> products) of other transactions unblocked.
+_CLAIM_STOCK = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:quantities AS integer[]))
+            AS w(product_id, quantity)
+    ), locked AS MATERIALIZED (
+        SELECT p.id FROM products p
+        WHERE p.id = ANY(CAST(:ids AS bigint[]))
+        ORDER BY p.id
+        FOR NO KEY UPDATE
+    )
+    UPDATE products p
+    SET stock = p.stock - w.quantity
+    FROM wanted w, locked l
+    WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity AND NOT p.archived
+    RETURNING p.id, p.name, p.description, p.category, p.price, p.stock, p.created_at, p.updated_at
+    """
+)
+
+_RESTORE_STOCK = text(
+    """
+    WITH returned AS (
+        SELECT product_id, quantity FROM order_items WHERE order_id = :order_id
+    ), locked AS MATERIALIZED (
+        SELECT p.id FROM products p
+        WHERE p.id IN (SELECT product_id FROM returned)
+        ORDER BY p.id
+        FOR NO KEY UPDATE
+    )
+    UPDATE products p
+    SET stock = p.stock + r.quantity
+    FROM returned r, locked l
+    WHERE p.id = r.product_id AND l.id = p.id
+    """
+)
+
+_INSERT_ORDER = text(
+    """
+    WITH o AS (
+        INSERT INTO orders (user_id, status, total_price)
+        VALUES (:user_id, 'pending', :total)
+        RETURNING id, created_at, updated_at
+    ), i AS (
+        INSERT INTO order_items (
+            order_id, product_id, product_name, product_description, product_category,
+            price_at_purchase, quantity
+        )
+        SELECT o.id, x.product_id, x.name, x.description, x.category, x.price, x.quantity
+        FROM o, unnest(
+            CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
+            CAST(:categories AS text[]), CAST(:prices AS numeric[]), CAST(:quantities AS integer[])
+        ) WITH ORDINALITY AS x(product_id, name, description, category, price, quantity, n)
+        ORDER BY x.n
+        RETURNING id, product_id
+    ), h AS (
+        INSERT INTO order_status_changes (order_id, from_status, to_status, actor_id)
+        SELECT o.id, NULL, 'pending', :user_id FROM o
+        RETURNING at
+    )
+    SELECT o.id, o.created_at, o.updated_at, h.at AS history_at,
+           array_agg(i.id) AS item_ids, array_agg(i.product_id) AS product_ids
+    FROM o, h, i
+    GROUP BY o.id, o.created_at, o.updated_at, h.at
+    """
+)
+
+
+class StockRepository:
+    """Stock of products, as orders take and return it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, quantities: dict[int, int]) -> list[ClaimedProduct]:
+        """Take ``quantity`` units of every product that has them; returns the products that did.
+
+        A product missing from the result is unknown, archived or short; the
+        caller must then roll back, since the others were decremented.
+        """
+        ids = sorted(quantities)
+        result = await self.session.execute(
+            _CLAIM_STOCK, {"ids": ids, "quantities": [quantities[i] for i in ids]}
+        )
+        return [ClaimedProduct(*row) for row in result.all()]
+
+    async def describe(self, ids: Sequence[int]) -> list[Row[tuple[int, str, int, bool]]]:
+        """``(id, name, stock, archived)`` of the given products that exist."""
+        result = await self.session.execute(
+            select(Product.id, Product.name, Product.stock, Product.archived).where(
+                Product.id.in_(ids)
+            )
+        )
+        return list(result.all())
+
+    async def restore_for_order(self, order_id: int) -> None:
+        """Give every item of ``order_id`` back to stock (locks rows in ascending id order)."""
+        await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
+
+
+class OrderRepository(SQLAlchemyAsyncRepository[Order]):
+    model_type = Order
+
+    async def insert_checkout(
+        self, user_id: int, total: Decimal, items: Sequence[tuple[ClaimedProduct, int]]
+    ) -> InsertedOrder:
+        """Insert a pending order, its items (in the given order) and its first history row."""
+        params: dict[str, Any] = {
+            "user_id": user_id,
+            "total": total,
+            "ids": [p.id for p, _ in items],
+            "names": [p.name for p, _ in items],
+            "descriptions": [p.description for p, _ in items],
+            "categories": [p.category for p, _ in items],
+            "prices": [p.price for p, _ in items],
+            "quantities": [q for _, q in items],
+        }
+        row = (await self.session.execute(_INSERT_ORDER, params)).one()
+        return InsertedOrder(
+            id=row.id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            history_at=row.history_at,
+            item_ids=dict(zip(row.product_ids, row.item_ids, strict=True)),
+        )
+
+    async def owner_of(self, order_id: int) -> int | None:
+        owner: int | None = await self.session.scalar(
+            select(Order.user_id).where(Order.id == order_id)
+        )
+        return owner
+
+    async def lock(self, order_id: int) -> Order | None:
+        """The order, locked FOR UPDATE until the transaction ends (status transitions)."""
+        order: Order | None = await self.session.scalar(
+            select(Order).where(Order.id == order_id).with_for_update()
+        )
+        return order
+
+    async def by_ids(self, order_ids: Sequence[int]) -> list[Order]:
+        result = await self.session.scalars(select(Order).where(Order.id.in_(order_ids)))
+        return list(result)
+
+    async def page(
+        self,
+        *,
+        user_id: int | None = None,
+        status: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Order], int]:
+        """Orders matching the filters, newest first, and how many match in total."""
+        conditions = []
+        if user_id is not None:
+            conditions.append(Order.user_id == user_id)
+        if status is not None:
+            conditions.append(Order.status == status)
+        if created_from is not None:
+            conditions.append(Order.created_at >= created_from)
+        if created_to is not None:
+            conditions.append(Order.created_at <= created_to)
+        total = await self.session.scalar(
+            select(func.count()).select_from(Order).where(*conditions)
+        )
+        orders = await self.session.scalars(
+            select(Order)
+            .where(*conditions)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(orders), int(total or 0)
+
+    async def items_with_products(
+        self, order_ids: Sequence[int]
+    ) -> list[Row[tuple[OrderItem, int, datetime, datetime]]]:
+        """Items of the orders with the current stock and timestamps of their product."""
+        result = await self.session.execute(
+            select(OrderItem, Product.stock, Product.created_at, Product.updated_at)
+            .join(Product, Product.id == OrderItem.product_id)
+            .where(OrderItem.order_id.in_(order_ids))
+            .order_by(OrderItem.id)
+        )
+        return list(result.all())
+
+    async def history(self, order_ids: Sequence[int]) -> list[OrderStatusChange]:
+        result = await self.session.scalars(
+            select(OrderStatusChange)
+            .where(OrderStatusChange.order_id.in_(order_ids))
+            .order_by(OrderStatusChange.id)
+        )
+        return list(result)
+
+    async def set_status(self, order: Order, status: str, actor_id: int) -> None:
+        """Move ``order`` to ``status`` and record who did it."""
+        previous = order.status
+        order.status = status
+        self.session.add(
+            OrderStatusChange(
+                order_id=order.id, from_status=previous, to_status=status, actor_id=actor_id
+            )
+        )
+        await self.session.flush()
+        await self.session.refresh(order, ["updated_at"])
+
+
+def advisory_key(user_id: int, key: str) -> int:
+    """A signed 64-bit lock id for one user's idempotency key."""
+    digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class IdempotencyRepository:
+    """Stored first responses to ``Idempotency-Key`` requests."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def try_claim(self, user_id: int, key: str) -> bool:
+        """Take the key's advisory lock (held until the transaction ends) without waiting.
+
+        False when another request holds it, i.e. the key is in flight.
+        """
+        got: bool = await self.session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": advisory_key(user_id, key)}
+        )
+        return got
+
+    async def start(self, user_id: int, key: str, request_hash: str, retention_hours: int) -> bool:
+        """Record the key as in flight; False when a live record already exists.
+
+        A record older than the retention period is taken over as if new.
+        """
+        result = await self.session.execute(
+            text(
+                """
+                INSERT INTO idempotency_records (user_id, key, request_hash)
+                VALUES (:user_id, :key, :hash)
+                ON CONFLICT (user_id, key) DO UPDATE
+                    SET request_hash = EXCLUDED.request_hash, response_status = NULL,
+                        response_body = NULL, created_at = now()
+                    WHERE idempotency_records.created_at < now() - make_interval(hours => :hours)
+                RETURNING 1
+                """
+            ),
+            {"user_id": user_id, "key": key, "hash": request_hash, "hours": retention_hours},
+        )
+        return result.first() is not None
+
+    async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:
+        record: IdempotencyRecord | None = await self.session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+            )
+        )
+        return record
+
+    async def finish(self, user_id: int, key: str, status: int, body: bytes) -> None:
+        await self.session.execute(
+            text(
+                "UPDATE idempotency_records SET response_status = :status, response_body = :body "
+                "WHERE user_id = :user_id AND key = :key"
+            ),
+            {"user_id": user_id, "key": key, "status": status, "body": body},
+        )

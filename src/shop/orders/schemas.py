@@ -1,0 +1,88 @@
+"""Wire schemas of the orders domain (msgspec Structs).
+
+Field names follow the Django app shop replaces. Money is a two-place decimal
+string (`MoneyStr`). An item's ``product`` describes what was bought: name,
+description, category and price are the snapshot taken at purchase, while
+``stock`` and the timestamps come from the product row as it is now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from shop.orders.models import OrderStatus
+from shop.schemas import MoneyStr
+
+__all__ = [
+    "MAX_QUANTITY",
+    "Order",
+    "OrderCreate",
+    "OrderItem",
+    "OrderItemIn",
+    "OrderStatusUpdate",
+    "OrderedProduct",
+    "StatusChange",
+]
+
+MAX_QUANTITY = 10_000
+"""Per-line ceiling: far above any real basket, far below integer overflow."""
+
+PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="Product id")]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units to buy")]
+
+
+class OrderItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    product_id: PositiveId
+    quantity: Quantity
+
+
+class OrderCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A basket: at least one line, each product at most once."""
+
+    items: Annotated[list[OrderItemIn], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class OrderStatusUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    status: OrderStatus
+
+
+class OrderedProduct(msgspec.Struct):
+    id: int
+    name: str
+    description: str
+    price: MoneyStr
+    stock: int
+    category: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderItem(msgspec.Struct):
+    id: int
+    product: OrderedProduct
+    quantity: int
+    price_at_purchase: MoneyStr
+    total_price: MoneyStr
+
+
+class StatusChange(msgspec.Struct):
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    actor: int | None
+    """Id of the user who made the change."""
+    at: datetime
+
+
+class Order(msgspec.Struct):
+    id: int
+    user: int
+    """Id of the customer who placed the order."""
+    status: OrderStatus
+    total_price: MoneyStr
+    order_items: list[OrderItem]
+    history: list[StatusChange]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,229 @@
+"""Errors of the orders domain and reading orders (detail with its cache, lists).
+
+Placing an order lives in `checkout.py`, status transitions in `lifecycle.py`,
+safe retries in `idempotency.py`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts.security import CurrentUser
+from shop.cache import ORDERS, Cache
+from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from shop.orders import schemas
+from shop.orders.models import Order, OrderStatus, OrderStatusChange
+from shop.orders.repositories import OrderRepository
+from shop.schemas import Page, money
+from shop.settings import Settings
+
+__all__ = [
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
+    "InsufficientStock",
+    "OrderBelowMinimum",
+    "OrderError",
+    "OrderNotFound",
+    "OrderReader",
+    "OrderTooLarge",
+    "ProductNotFound",
+    "ProductUnavailable",
+    "StaffOnlyTransition",
+    "TransitionNotAllowed",
+    "encode_order",
+]
+
+MAX_DB_ID = 2**63 - 1
+_encoder = msgspec.json.Encoder()
+
+
+class OrderError(Exception):
+    """Marker base of the orders domain's errors (each also subclasses a `ShopError`)."""
+
+
+class OrderNotFound(NotFound, OrderError):
+    """No such order."""
+
+
+class ProductNotFound(NotFound, OrderError):
+    """A product in the order does not exist."""
+
+
+class ProductUnavailable(InvalidInput, OrderError):
+    """A product in the order is no longer sold."""
+
+
+class InsufficientStock(Conflict, OrderError):
+    """Not enough stock for some products; nothing was ordered."""
+
+
+class OrderBelowMinimum(InvalidInput, OrderError):
+    """The order total is below the minimum order amount."""
+
+
+class OrderTooLarge(InvalidInput, OrderError):
+    """The order is too large."""
+
+
+class TransitionNotAllowed(Conflict, OrderError):
+    """The order cannot move to that status."""
+
+
+class StaffOnlyTransition(Forbidden, OrderError):
+    """Only staff may move an order to that status."""
+
+
+class IdempotencyKeyInFlight(Conflict, OrderError):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+
+class IdempotencyKeyReused(Unprocessable, OrderError):
+    """This Idempotency-Key was already used with a different request body."""
+
+
+def encode_order(order: schemas.Order) -> bytes:
+    return _encoder.encode(order)
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """Query strings may carry naive date-times; they mean UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+class OrderReader:
+    """Orders as clients see them: the detail (cached per order) and paginated lists."""
+
+    def __init__(self, session: AsyncSession, cache: Cache, settings: Settings) -> None:
+        self.orders = OrderRepository(session=session)
+        self.cache = cache
+        self.settings = settings
+
+    async def detail(self, order_id: int, user: CurrentUser) -> bytes:
+        """The encoded order, for its owner or staff; anyone else learns nothing (404).
+
+        Ownership is checked against PostgreSQL before the cache is consulted,
+        so a cached order is never served to someone else. The version is read
+        before the database, so an entry filled from data older than a
+        concurrent change is stored under a version no one reads any more
+        (`Cache.lookup` reads the version first).
+        """
+        if not 1 <= order_id <= MAX_DB_ID:
+            raise OrderNotFound()
+        owner = await self.orders.owner_of(order_id)
+        if owner is None or (owner != user.id and not user.is_staff):
+            raise OrderNotFound()
+        found = await self.cache.lookup(ORDERS, str(order_id))
+        if found.value is not None:
+            return found.value
+        (order,) = await self.load([order_id])
+        body = encode_order(order)
+        if found.key is not None:
+            await self.cache.set(found.key, body, self.settings.cache.order_ttl)
+        return body
+
+    async def list_for_customer(
+        self, user: CurrentUser, status: OrderStatus | None, limit: int, offset: int
+    ) -> Page[schemas.Order]:
+        return await self._page(user_id=user.id, status=status, limit=limit, offset=offset)
+
+    async def list_all(
+        self,
+        *,
+        status: OrderStatus | None,
+        user_id: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> Page[schemas.Order]:
+        return await self._page(
+            user_id=user_id,
+            status=status,
+            created_from=_as_utc(created_from),
+            created_to=_as_utc(created_to),
+            limit=limit,
+            offset=offset,
+        )
+
+    async def _page(
+        self,
+        *,
+        user_id: int | None,
+        status: OrderStatus | None,
+        limit: int,
+        offset: int,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> Page[schemas.Order]:
+        orders, total = await self.orders.page(
+            user_id=user_id,
+            status=status.value if status else None,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+        )
+        items = await self._assemble(orders)
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    async def load(self, order_ids: Sequence[int]) -> list[schemas.Order]:
+        """Full orders (items, history) in the order of ``order_ids``; missing ids are skipped."""
+        by_id = {o.id: o for o in await self.orders.by_ids(order_ids)}
+        return await self._assemble([by_id[i] for i in order_ids if i in by_id])
+
+    async def _assemble(self, orders: Sequence[Order]) -> list[schemas.Order]:
+        if not orders:
+            return []
+        ids = [o.id for o in orders]
+        items: dict[int, list[schemas.OrderItem]] = defaultdict(list)
+        for item, stock, created_at, updated_at in await self.orders.items_with_products(ids):
+            items[item.order_id].append(
+                schemas.OrderItem(
+                    id=item.id,
+                    product=schemas.OrderedProduct(
+                        id=item.product_id,
+                        name=item.product_name,
+                        description=item.product_description,
+                        price=money(item.price_at_purchase),
+                        stock=stock,
+                        category=item.product_category,
+                        created_at=created_at,
+                        updated_at=updated_at,
+                    ),
+                    quantity=item.quantity,
+                    price_at_purchase=money(item.price_at_purchase),
+                    total_price=money(item.price_at_purchase * item.quantity),
+                )
+            )
+        history: dict[int, list[schemas.StatusChange]] = defaultdict(list)
+        for change in await self.orders.history(ids):
+            history[change.order_id].append(status_change(change))
+        return [
+            schemas.Order(
+                id=o.id,
+                user=o.user_id,
+                status=OrderStatus(o.status),
+                total_price=money(o.total_price),
+                order_items=items[o.id],
+                history=history[o.id],
+                created_at=o.created_at,
+                updated_at=o.updated_at,
+            )
+            for o in orders
+        ]
+
+
+def status_change(change: OrderStatusChange) -> schemas.StatusChange:
+    return schemas.StatusChange(
+        from_status=OrderStatus(change.from_status) if change.from_status else None,
+        to_status=OrderStatus(change.to_status),
+        actor=change.actor_id,
+        at=change.at,
+    )
