@@ -136,6 +136,10 @@ async def open_worker_app(settings: Settings) -> AsyncIterator[tuple[procrastina
                 yield app, resources
         finally:
             await pool.close()
+            # Procrastinate keeps an external pool after closing (it is not its to close), so
+            # without this the next worker in this process (tests, dev reloads) would get the
+            # closed pool. One worker per process at a time: they share the one `app`.
+            app.connector._async_pool = None  # type: ignore[attr-defined]
             await cache.close()
             await engine.dispose()
 
