@@ -71,6 +71,7 @@ class OrderController(Controller):
         ] = None,
     ) -> Response[schemas.Order]:
         """All or nothing: stock of every item is taken in one transaction, or none is."""
+        data = schemas.strict_order_create(await request.json())
         checkout = Checkout(db_session, cache, settings)
 
         async def place() -> bytes:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import msgspec
 
+from shop.errors import InvalidInput
 from shop.orders.models import OrderStatus
 from shop.schemas import MoneyStr
 
@@ -25,6 +26,7 @@ __all__ = [
     "OrderStatusUpdate",
     "OrderedProduct",
     "StatusChange",
+    "strict_order_create",
 ]
 
 MAX_QUANTITY = 10_000
@@ -86,3 +88,21 @@ class Order(msgspec.Struct):
     history: list[StatusChange]
     created_at: datetime
     updated_at: datetime
+
+
+def strict_order_create(raw: object) -> OrderCreate:
+    """Re-validate a decoded body without Litestar's lax coercion.
+
+    Litestar converts bodies with ``strict=False``, which would accept
+    ``"quantity": "2"``; a basket with strings for numbers is a client bug we
+    refuse (400) rather than guess at.
+    """
+    try:
+        return msgspec.convert(raw, OrderCreate, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else None
+        raise InvalidInput(
+            f"Invalid value for {field or 'the request body'}",
+            errors=[{"field": field, "message": message}],
+        ) from None

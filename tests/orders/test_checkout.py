@@ -1,0 +1,321 @@
+"""Placing an order: the happy path, money, atomicity and every way a basket can be refused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.app import create_app
+from shop.settings import Settings
+from tests.conftest import make_settings
+from tests.orders.helpers import count, jobs, place_order, stock_of
+from tests.support.asgi import serve_in_process
+from tests.support.factories import auth_headers, make_product, make_user
+
+INVOICE_TASK = "orders:generate_invoice"
+
+
+async def test_order_is_created_with_its_items_history_and_decremented_stock(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    book = await make_product(db, name="Book", price=Decimal("12.50"), stock=5, category="books")
+    lamp = await make_product(db, name="Lamp", price=Decimal("40.00"), stock=3, category="home")
+
+    response = await place_order(client, settings, user, (book.id, 2), (lamp.id, 1))
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["user"] == user.id
+    assert order["status"] == "pending"
+    assert order["total_price"] == "65.00"
+    assert [
+        (i["product"]["id"], i["quantity"], i["price_at_purchase"], i["total_price"])
+        for i in order["order_items"]
+    ] == [
+        (book.id, 2, "12.50", "25.00"),
+        (lamp.id, 1, "40.00", "40.00"),
+    ]
+    assert order["order_items"][0]["product"] | {"created_at": None, "updated_at": None} == {
+        "id": book.id,
+        "name": "Book",
+        "description": book.description,
+        "price": "12.50",
+        "stock": 3,
+        "category": "books",
+        "created_at": None,
+        "updated_at": None,
+    }
+    assert [(h["from_status"], h["to_status"], h["actor"]) for h in order["history"]] == [
+        (None, "pending", user.id)
+    ]
+    assert (await stock_of(db, book.id), await stock_of(db, lamp.id)) == (3, 2)
+    detail = await client.get(f"/api/orders/{order['id']}/", headers=auth_headers(settings, user))
+    assert detail.json() == order
+
+
+async def test_curl_example_from_the_readme_works_as_written(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    await make_product(db, stock=5)
+    await make_product(db, stock=5)
+    content = '{"items":[{"product_id":1,"quantity":2},{"product_id":2,"quantity":1}]}'
+
+    response = await client.post(
+        "/api/orders/",
+        content=content,
+        headers={**auth_headers(settings, user), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 201, response.text
+    assert len(response.json()["order_items"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity", "line_total", "order_total"),
+    [
+        ("0.10", 3, "0.30", "1.30"),  # 0.1 * 3 is 0.30000000000000004 in floats
+        ("19.99", 7, "139.93", "140.93"),  # a float product drifts here
+        ("0.01", 1, "0.01", "1.01"),  # the smallest price
+        ("999999.99", 10, "9999999.90", "10000000.90"),  # large amounts keep every cent
+    ],
+)
+async def test_totals_and_unit_prices_are_exact_to_the_cent(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    price: str,
+    quantity: int,
+    line_total: str,
+    order_total: str,
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, price=Decimal(price), stock=1000)
+    filler = await make_product(db, price=Decimal("1.00"), stock=1000)  # lifts the total over 1.00
+
+    response = await place_order(client, settings, user, (product.id, quantity), (filler.id, 1))
+
+    assert response.status_code == 201, response.text
+    item = response.json()["order_items"][0]
+    assert (item["price_at_purchase"], item["total_price"], response.json()["total_price"]) == (
+        price,
+        line_total,
+        order_total,
+    )
+    stored = await db.scalar(
+        text("SELECT total_price FROM orders WHERE id = :id"), {"id": response.json()["id"]}
+    )
+    await db.commit()
+    assert stored == Decimal(order_total)
+
+
+async def test_order_keeps_its_price_and_name_after_the_product_changes(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, name="Old name", price=Decimal("19.99"), stock=10)
+    order_id = (await place_order(client, settings, user, (product.id, 7))).json()["id"]
+    await db.execute(
+        text("UPDATE products SET price = 5.00, name = 'New name', archived = true WHERE id = :id"),
+        {"id": product.id},
+    )
+    await db.commit()
+
+    order = (
+        await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, user))
+    ).json()
+
+    (item,) = order["order_items"]
+    assert (
+        order["total_price"],
+        item["price_at_purchase"],
+        item["product"]["price"],
+        item["product"]["name"],
+    ) == (
+        "139.93",
+        "19.99",
+        "19.99",
+        "Old name",
+    )
+
+
+async def test_order_short_on_its_second_item_changes_nothing(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    plenty = await make_product(db, stock=10)
+    scarce = await make_product(db, name="Scarce", stock=1)
+
+    response = await place_order(client, settings, user, (plenty.id, 3), (scarce.id, 2))
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["shortages"] == [
+        {"product_id": scarce.id, "name": "Scarce", "requested": 2, "available": 1}
+    ]
+    assert (await stock_of(db, plenty.id), await stock_of(db, scarce.id)) == (10, 1)
+    assert await count(db, "orders") == 0
+    assert await count(db, "order_items") == 0
+    assert await count(db, "order_status_changes") == 0
+    assert await jobs(db, INVOICE_TASK) == []
+
+
+async def test_every_short_product_is_named(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    a = await make_product(db, stock=0)
+    b = await make_product(db, stock=4)
+
+    response = await place_order(client, settings, user, (b.id, 5), (a.id, 1))
+
+    assert response.status_code == 409
+    assert sorted((s["product_id"], s["available"]) for s in response.json()["shortages"]) == [
+        (a.id, 0),
+        (b.id, 4),
+    ]
+
+
+async def test_invoice_job_is_enqueued_with_the_order(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, stock=5)
+
+    order_id = (await place_order(client, settings, user, (product.id, 1))).json()["id"]
+
+    assert await jobs(db, INVOICE_TASK) == [{"order_id": order_id}]
+
+
+async def test_unknown_product_is_404_and_changes_nothing(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, stock=5)
+
+    response = await place_order(client, settings, user, (product.id, 1), (product.id + 1000, 1))
+
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["field"] == "items[1].product_id"
+    assert await stock_of(db, product.id) == 5
+    assert await count(db, "orders") == 0
+
+
+async def test_archived_product_is_refused_with_400(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, stock=5, archived=True)
+
+    response = await place_order(client, settings, user, (product.id, 1))
+
+    assert response.status_code == 400
+    assert "no longer sold" in response.json()["errors"][0]["message"]
+    assert await stock_of(db, product.id) == 5
+
+
+def _items(*lines: tuple[Any, Any]) -> dict[str, Any]:
+    return {"items": [{"product_id": p, "quantity": q} for p, q in lines]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),  # malformed JSON
+        (b"[]", 400),  # not an object
+        (b"{}", 400),  # items missing
+        (_items(), 400),  # no items
+        (_items(("P", "2")), 400),  # quantity as a string
+        (_items(("P", 2.5)), 400),  # fractional quantity
+        (_items(("P", 0)), 400),  # zero
+        (_items(("P", -1)), 400),  # negative
+        (_items(("P", 10**12)), 400),  # absurdly large
+        (_items(("P", True)), 400),  # a boolean is not a quantity
+        (_items(("P", None)), 400),  # null quantity
+        (_items((None, 1)), 400),  # null product
+        (_items(("1", 1)), 400),  # product id as a string
+        (_items((0, 1)), 400),  # product id zero
+        (_items((10**20, 1)), 400),  # product id beyond bigint
+        ({"items": [{"quantity": 1}]}, 400),  # product_id missing
+        ({"items": [{"product_id": "P"}]}, 400),  # quantity missing
+        ({"items": [{"product_id": "P", "quantity": 1, "x": 1}]}, 400),  # unknown field
+        (_items(("P", 1), ("P", 2)), 400),  # duplicate product
+        ({"items": [{"product_id": "P", "quantity": 1}] * 101}, 400),  # too many items
+        ({"items": "P"}, 400),  # items not a list
+        (_items((999_999, 1)), 404),  # unknown product
+    ],
+)
+async def test_invalid_basket_is_refused_without_500(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession, body: Any, status: int
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, stock=5)
+    if isinstance(body, dict):
+        import json
+
+        raw = json.dumps(body).replace('"P"', str(product.id)).encode()
+    else:
+        raw = body
+
+    response = await client.post(
+        "/api/orders/",
+        content=raw,
+        headers={**auth_headers(settings, user), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await stock_of(db, product.id) == 5
+    assert await count(db, "orders") == 0
+
+
+async def test_order_needs_a_token(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    product = await make_product(db, stock=5)
+
+    response = await client.post("/api/orders/", json=_items((product.id, 1)))
+
+    assert response.status_code == 401
+    assert await stock_of(db, product.id) == 5
+
+
+@pytest.fixture(scope="module")
+async def strict_shop(postgres_url: str, memcached: Any) -> Any:
+    """A second app instance with MIN_ORDER_AMOUNT=10.00 on the same database."""
+    from tests.conftest import memcached_url
+
+    settings = make_settings(postgres_url, memcached_url(memcached), MIN_ORDER_AMOUNT="10.00")
+    app: Litestar = create_app(settings)
+    async with serve_in_process(app) as client:
+        yield client, settings
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity", "status"),
+    [
+        ("9.99", 1, 400),  # a cent short
+        ("3.33", 3, 400),  # 9.99: a float total could round up to 10
+        ("2.50", 4, 201),  # exactly the minimum
+        ("10.01", 1, 201),  # above
+    ],
+)
+async def test_minimum_order_amount_is_checked_against_the_exact_total(
+    strict_shop: Any, db: AsyncSession, price: str, quantity: int, status: int
+) -> None:
+    client, settings = strict_shop
+    user = await make_user(db)
+    product = await make_product(db, price=Decimal(price), stock=10)
+
+    response = await place_order(client, settings, user, (product.id, quantity))
+
+    assert response.status_code == status, response.text
+    assert await stock_of(db, product.id) == (10 if status != 201 else 10 - quantity)
+    if status == 400:
+        assert response.json()["minimum"] == "10.00"
+        assert await jobs(db, INVOICE_TASK) == []
