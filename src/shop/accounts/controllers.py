@@ -1,4 +1,4 @@
-"""HTTP layer of the accounts domain: register, login, token refresh, logout, profile, staff flags."""
+"""HTTP layer of accounts: register, login, token refresh, logout, profile, staff flags."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ class AuthController(Controller):
             400,
             409,
             429,
-            s400="Invalid email or username, weak password (each failing rule listed), or mismatched confirmation",
+            s400="Invalid email or username, weak password (each failing rule listed) "
+            "or mismatched confirmation",
             s409="Email or username already taken",
             s429="Too many registrations from this address; see Retry-After",
         ),
@@ -160,7 +161,7 @@ class AuthController(Controller):
         settings: Settings,
         guard: AccountGuard,
     ) -> None:
-        """Every refresh token of that login session stops working; access tokens expire on their own."""
+        """Every refresh token of that login session stops working; access tokens just expire."""
         await TokenService(db_session, settings, guard).logout(data.refresh, request.user.id)
 
     @get("/profile", summary="The caller's profile", responses=problem_responses(401))
@@ -181,7 +182,10 @@ class AuthController(Controller):
         db_session: AsyncSession,
         cache: Cache,
     ) -> Profile:
-        """Omitted fields stay unchanged; `null` clears phone or address. Email and staff status are read-only."""
+        """Omitted fields stay unchanged; `null` clears phone or address.
+
+        Email and staff status are read-only here.
+        """
         user = await UserService(session=db_session).update_profile(request.user.id, data, cache)
         return profile_of(user)
 
@@ -206,7 +210,7 @@ class UserAdminController(Controller):
         db_session: AsyncSession,
         cache: Cache,
     ) -> AdminUser:
-        """Takes effect on the user's next request; deactivating also revokes their refresh tokens."""
+        """Takes effect on the user's next request; deactivating revokes their refresh tokens."""
         user = await UserService(session=db_session).set_flags(
             user_id,
             cache=cache,

@@ -66,7 +66,7 @@ class RefreshFamily(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counters per key (``email:<addr>`` or ``ip:<addr>``), shared by all instances."""
+    """Failed-login counters per key (``email:<addr>``, ``ip:<addr>``), seen by all instances."""
 
     __tablename__ = "login_throttle"
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Interval, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import Interval, and_, case, delete, func, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,7 +93,7 @@ class RefreshFamilyRepository(SQLAlchemyAsyncRepository[RefreshFamily]):
         )
 
     async def delete_expired(self, *, user_id: int | None = None) -> int:
-        """Drop families no token of which can be used any more (expired, or revoked and past expiry)."""
+        """Drop families whose tokens have all expired (revoked or not)."""
         query = delete(RefreshFamily).where(RefreshFamily.expires_at <= func.now())
         if user_id is not None:
             query = query.where(RefreshFamily.user_id == user_id)
@@ -102,22 +102,22 @@ class RefreshFamilyRepository(SQLAlchemyAsyncRepository[RefreshFamily]):
 
 
 class ThrottleRepository:
-    """Counters in ``login_throttle``: one row per key, a fixed window, and a block once over the limit."""
+    """Counters in ``login_throttle``: one row per key, a fixed window, a block at the limit."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def seconds_blocked(self, keys: list[str]) -> int:
         """Seconds until every key in ``keys`` is unblocked; 0 when none is blocked."""
-        remaining = await self.session.scalar(
-            select(func.max(LoginThrottle.blocked_until) - func.now()).where(
-                LoginThrottle.key.in_(keys), LoginThrottle.blocked_until > func.now()
-            )
+        remaining: timedelta | None = await self.session.scalar(
+            select(
+                type_coerce(func.max(LoginThrottle.blocked_until) - func.now(), Interval())
+            ).where(LoginThrottle.key.in_(keys), LoginThrottle.blocked_until > func.now())
         )
         return _ceil_seconds(remaining)
 
     async def count(self, key: str, *, limit: int, window_seconds: int) -> int:
-        """Count one event for ``key``; returns the seconds the key is now blocked for (0: not blocked).
+        """Count one event for ``key``; returns the seconds it is now blocked for (0: not blocked).
 
         The window restarts with the first event after it ended; reaching
         ``limit`` events within one window blocks the key for a full window.
@@ -132,7 +132,7 @@ class ThrottleRepository:
             window_start=func.now(),
             blocked_until=case((literal(1) >= limit, func.now() + window), else_=None),
         )
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[table.key],
             set_={
                 "failures": failures,
@@ -144,7 +144,7 @@ class ThrottleRepository:
                 ),
             },
         ).returning(func.greatest(LoginThrottle.blocked_until, func.now()) - func.now())
-        return _ceil_seconds(await self.session.scalar(stmt))
+        return _ceil_seconds(await self.session.scalar(upsert))
 
     async def clear(self, key: str) -> None:
         await self.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))

@@ -87,8 +87,8 @@ class ProfileUpdate(msgspec.Struct):
     """Omitted fields stay as they are; ``null`` clears phone or address."""
 
     username: Username | msgspec.UnsetType = msgspec.UNSET
-    phone: Phone | None | msgspec.UnsetType = msgspec.UNSET
-    address: Address | None | msgspec.UnsetType = msgspec.UNSET
+    phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
+    address: Address | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class AdminUserUpdate(msgspec.Struct):

@@ -61,7 +61,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    """``(valid, new_hash)``; ``new_hash`` is set when the parameters changed and the hash should be updated.
+    """``(valid, new_hash)``; ``new_hash`` is set when the hash should be upgraded.
 
     With ``hashed=None`` (unknown user) a dummy hash is verified anyway, so an
     unknown email takes as long as a wrong password.

@@ -61,7 +61,7 @@ logger = logging.getLogger("shop.accounts")
 IP_LIMIT_FACTOR = 4
 """A client address may fail this many times more than one email: an office shares an address."""
 
-# Django's EmailValidator, ASCII dot-atom local part; the domain may be IDN (checked after IDNA encoding).
+# Django's EmailValidator: ASCII dot-atom local part; an IDN domain is checked IDNA-encoded.
 _EMAIL_USER = re.compile(r"^[-!#$%&'*+/=?^_`{}|~0-9a-z]+(\.[-!#$%&'*+/=?^_`{}|~0-9a-z]+)*\Z")
 _EMAIL_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}(?<!-)\Z")
 _USERNAME = re.compile(r"^[\w.@+-]+\Z")
@@ -131,6 +131,11 @@ class IssuedTokens:
 
 class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
     repository_type = UserRepository
+
+    @property
+    def _session(self) -> AsyncSession:
+        session: AsyncSession = self.repository.session  # type: ignore[assignment]
+        return session
 
     async def create_user(
         self,
@@ -202,7 +207,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         if user is None or not valid or not user.is_active:
             return None
         if new_hash is not None:
-            # Hashing parameters changed since this hash was made: upgrade it while we know the password.
+            # The hashing parameters changed since: upgrade while we know the password.
             user.password_hash = new_hash
             await self.repository.session.flush()
         return user
@@ -234,7 +239,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         if changes.address is not msgspec.UNSET:
             user.address = (changes.address or "").strip()
         await self._flush_unique(user)
-        after_commit(self.repository.session, lambda: forget_user(cache, user_id))
+        after_commit(self._session, lambda: forget_user(cache, user_id))
         return user
 
     async def set_flags(
@@ -264,7 +269,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
                     user_id
                 )
         await self.repository.session.flush()
-        after_commit(self.repository.session, lambda: forget_user(cache, user_id))
+        after_commit(self._session, lambda: forget_user(cache, user_id))
         return user
 
     async def _flush_unique(self, user: User) -> None:
@@ -318,7 +323,7 @@ class AccountGuard:
         await ThrottleRepository(session).clear(AccountGuard.login_keys(email, "")[0])
 
     async def count_registration(self, client: str) -> None:
-        """Every registration attempt counts (409s reveal which emails exist, so they are rate-limited too)."""
+        """Every attempt counts: a 409 reveals that an email exists, so probing is rate-limited."""
         key = f"register:{client}"
         async with self.session_maker.begin() as session:
             throttle = ThrottleRepository(session)
@@ -398,7 +403,7 @@ class TokenService:
         return IssuedTokens(access=access, refresh=refresh)
 
     async def logout(self, token: str, user_id: int) -> None:
-        """Revoke the token's family; a just-expired or already-revoked token is fine (idempotent)."""
+        """Revoke the token's family; an expired or already revoked token is fine (idempotent)."""
         claims = decode_token(self.settings.tokens, token, "refresh", allow_expired=True)
         family_id, _ = _family_of(claims.fam, claims.jti)
         if int(claims.sub) != user_id:
