@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote
 
 import aiomcache
@@ -113,6 +113,7 @@ def quote_suffix(text: str) -> str:
     return quote(text, safe="=&,.-_")
 
 
+@runtime_checkable  # Litestar checks the type of the ``cache`` dependency it injects
 class Cache(Protocol):
     stats: CacheStats
 

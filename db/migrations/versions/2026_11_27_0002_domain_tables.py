@@ -67,30 +67,16 @@ def upgrade() -> None:
         sa.CheckConstraint("stock >= 0", name=op.f("ck_products_stock_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
     )
-    op.create_index(
-        "ix_products_live_category_price",
-        "products",
-        ["category", "price"],
-        unique=False,
-        postgresql_where="NOT archived",
-    )
-    op.create_index(
-        "ix_products_live_created",
-        "products",
-        ["created_at"],
-        unique=False,
-        postgresql_where="NOT archived",
-    )
-    op.create_index(
-        "ix_products_live_name", "products", ["name"], unique=False, postgresql_where="NOT archived"
-    )
-    op.create_index(
-        "ix_products_live_price",
-        "products",
-        ["price"],
-        unique=False,
-        postgresql_where="NOT archived",
-    )
+    # Partial indexes for the list orderings (id is the tie-breaker), alone or
+    # after a category filter.
+    for name, columns in (
+        ("ix_products_live_created", ["created_at", "id"]),
+        ("ix_products_live_price", ["price", "id"]),
+        ("ix_products_live_name", ["name", "id"]),
+        ("ix_products_live_category_created", ["category", "created_at", "id"]),
+        ("ix_products_live_category_price", ["category", "price", "id"]),
+    ):
+        op.create_index(name, "products", columns, unique=False, postgresql_where="NOT archived")
     op.create_table(
         "idempotency_records",
         sa.Column("user_id", sa.BigInteger(), nullable=False),
@@ -340,14 +326,14 @@ def downgrade() -> None:
     op.drop_table("orders")
     op.drop_index(op.f("ix_idempotency_records_created_at"), table_name="idempotency_records")
     op.drop_table("idempotency_records")
-    op.drop_index("ix_products_live_price", table_name="products", postgresql_where="NOT archived")
-    op.drop_index("ix_products_live_name", table_name="products", postgresql_where="NOT archived")
-    op.drop_index(
-        "ix_products_live_created", table_name="products", postgresql_where="NOT archived"
-    )
-    op.drop_index(
-        "ix_products_live_category_price", table_name="products", postgresql_where="NOT archived"
-    )
+    for name in (
+        "ix_products_live_created",
+        "ix_products_live_price",
+        "ix_products_live_name",
+        "ix_products_live_category_created",
+        "ix_products_live_category_price",
+    ):
+        op.drop_index(name, table_name="products", postgresql_where="NOT archived")
     op.drop_table("products")
     op.drop_table("login_throttle")
     op.drop_table("invoice_counters")

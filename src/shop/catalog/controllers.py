@@ -1,7 +1,200 @@
-"""HTTP layer of the catalog domain."""
+"""HTTP layer of the catalog domain: /api/products.
+
+Every endpoint needs an access token; writes are staff-only. List and detail
+responses carry an ``ETag``; a request whose ``If-None-Match`` matches gets 304
+without a body.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
-routes: list[Any] = []
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts.security import requires_staff
+from shop.cache import Cache
+from shop.catalog import schemas
+from shop.catalog.caching import Encoded, etag_matches
+from shop.catalog.services import ProductService, check_amount, invalid, to_schema
+from shop.errors import problem_responses
+from shop.schemas import Page
+from shop.settings import Settings
+
+__all__ = ["ProductController", "routes"]
+
+IfNoneMatch = Annotated[
+    str | None,
+    Parameter(
+        header="If-None-Match",
+        required=False,
+        description="An ETag from an earlier response: 304 without a body if unchanged.",
+    ),
+]
+NOT_MODIFIED = {304: ResponseSpec(None, description="Not modified since the ETag given")}
+CACHE_CONTROL = "private, no-cache"
+"""Clients may keep a copy but must revalidate it (cheap: a 304); products need a token."""
+
+
+def _service(db_session: AsyncSession, cache: Cache, settings: Settings) -> ProductService:
+    return ProductService(db_session, cache, settings.cache.products_ttl)
+
+
+def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
+    headers = {"ETag": encoded.etag, "Cache-Control": CACHE_CONTROL}
+    if etag_matches(if_none_match, encoded.etag):
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(
+        content=encoded.body,
+        status_code=HTTP_200_OK,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class ProductController(Controller):
+    path = "/api/products"
+    tags = ["products"]
+
+    @get(
+        "/",
+        summary="List products",
+        responses={**NOT_MODIFIED, **problem_responses(400, 401)},
+    )
+    async def list_products(
+        self,
+        db_session: AsyncSession,
+        cache: Cache,
+        settings: Settings,
+        if_none_match: IfNoneMatch = None,
+        category: Annotated[
+            schemas.Category | None, Parameter(description="Only this category")
+        ] = None,
+        price_min: Annotated[
+            Decimal | None,
+            Parameter(description="Price at least this", examples=[Example(value="10")]),
+        ] = None,
+        price_max: Annotated[
+            Decimal | None,
+            Parameter(description="Price at most this", examples=[Example(value="500")]),
+        ] = None,
+        search: Annotated[
+            str | None,
+            Parameter(max_length=100, description="Name contains this, case-insensitively"),
+        ] = None,
+        in_stock: Annotated[
+            bool | None, Parameter(description="true: stock > 0; false: sold out")
+        ] = None,
+        ordering: Annotated[
+            schemas.Ordering, Parameter(description="Sort key; ties are broken by id")
+        ] = schemas.Ordering.CREATED_AT_DESC,
+        limit: Annotated[int, Parameter(ge=1, le=schemas.MAX_LIMIT)] = 20,
+        offset: Annotated[int, Parameter(ge=0, le=schemas.MAX_OFFSET)] = 0,
+    ) -> Response[Page[schemas.Product]]:
+        """Live products matching every filter given; newest first unless `ordering` says else."""
+        errors = []
+        if price_min is not None:
+            errors += check_amount(price_min, "price_min", allow_zero=True)
+        if price_max is not None:
+            errors += check_amount(price_max, "price_max", allow_zero=True)
+        if errors:
+            raise invalid(errors)
+        query = schemas.ProductQuery(
+            category=category,
+            price_min=price_min,
+            price_max=price_max,
+            search=search or None,
+            in_stock=in_stock,
+            ordering=ordering,
+            limit=limit,
+            offset=offset,
+        )
+        encoded = await _service(db_session, cache, settings).list_encoded(query)
+        return _conditional(encoded, if_none_match)
+
+    @get(
+        "/{product_id:int}",
+        summary="Get a product",
+        responses={**NOT_MODIFIED, **problem_responses(401, 404)},
+    )
+    async def get_product(
+        self,
+        db_session: AsyncSession,
+        cache: Cache,
+        settings: Settings,
+        product_id: int,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[schemas.Product]:
+        """One live product; archived (deleted) products are 404."""
+        encoded = await _service(db_session, cache, settings).detail_encoded(product_id)
+        return _conditional(encoded, if_none_match)
+
+    @post(
+        "/",
+        summary="Create a product (staff)",
+        guards=[requires_staff],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def create_product(
+        self,
+        db_session: AsyncSession,
+        cache: Cache,
+        settings: Settings,
+        data: schemas.ProductCreate,
+    ) -> schemas.Product:
+        product = await _service(db_session, cache, settings).create(data)
+        return to_schema(product)
+
+    @patch(
+        "/{product_id:int}",
+        summary="Change some fields of a product (staff)",
+        guards=[requires_staff],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def update_product(
+        self,
+        db_session: AsyncSession,
+        cache: Cache,
+        settings: Settings,
+        product_id: int,
+        data: schemas.ProductUpdate,
+    ) -> schemas.Product:
+        product = await _service(db_session, cache, settings).update(product_id, data)
+        return to_schema(product)
+
+    @put(
+        "/{product_id:int}",
+        summary="Replace every field of a product (staff)",
+        guards=[requires_staff],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def replace_product(
+        self,
+        db_session: AsyncSession,
+        cache: Cache,
+        settings: Settings,
+        product_id: int,
+        data: schemas.ProductCreate,
+    ) -> schemas.Product:
+        product = await _service(db_session, cache, settings).replace(product_id, data)
+        return to_schema(product)
+
+    @delete(
+        "/{product_id:int}",
+        summary="Delete (archive) a product (staff)",
+        guards=[requires_staff],
+        responses=problem_responses(401, 403, 404),
+    )
+    async def delete_product(
+        self, db_session: AsyncSession, cache: Cache, settings: Settings, product_id: int
+    ) -> None:
+        """The product leaves the catalogue (404 from now on); orders keep its name and price."""
+        await _service(db_session, cache, settings).archive(product_id)
+
+
+routes: list[Any] = [ProductController]

@@ -55,8 +55,27 @@ class Product(Base):
             "category IN ('electronics','clothing','books','home','sports','toys')",
             name="category_known",
         ),
-        Index("ix_products_live_created", "created_at", postgresql_where="NOT archived"),
-        Index("ix_products_live_category_price", "category", "price", postgresql_where="NOT archived"),
-        Index("ix_products_live_price", "price", postgresql_where="NOT archived"),
-        Index("ix_products_live_name", "name", postgresql_where="NOT archived"),
+        # Every list query filters on NOT archived and orders by one column with
+        # id as tie-breaker; these partial indexes serve those orderings alone or
+        # after a category filter (PostgreSQL scans them backwards for "-field").
+        Index("ix_products_live_created", "created_at", "id", postgresql_where="NOT archived"),
+        Index("ix_products_live_price", "price", "id", postgresql_where="NOT archived"),
+        Index("ix_products_live_name", "name", "id", postgresql_where="NOT archived"),
+        Index(
+            "ix_products_live_category_created",
+            "category",
+            "created_at",
+            "id",
+            postgresql_where="NOT archived",
+        ),
+        Index(
+            "ix_products_live_category_price",
+            "category",
+            "price",
+            "id",
+            postgresql_where="NOT archived",
+        ),
     )
+    # INSERT/UPDATE ... RETURNING the server-side timestamps, instead of a
+    # second SELECT to refresh them.
+    __mapper_args__ = {"eager_defaults": True}

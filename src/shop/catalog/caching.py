@@ -1,0 +1,44 @@
+"""Cached, already-encoded product responses and their ETags.
+
+A cached entry is the response body exactly as sent, preceded by its ETag and
+a newline, so a hit is answered without decoding, re-encoding or hashing. The
+ETag is a hash of the body: the same content has the same tag across version
+bumps, so a client revalidating after an unrelated change still gets a 304.
+It is weak (``W/``) because gzip may re-encode the body on the way out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+__all__ = ["Encoded", "etag_matches"]
+
+
+class Encoded(NamedTuple):
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Encoded:
+        return cls(body, f'W/"{hashlib.blake2b(body, digest_size=12).hexdigest()}"')
+
+    def pack(self) -> bytes:
+        return self.etag.encode() + b"\n" + self.body
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Encoded | None:
+        etag, sep, body = raw.partition(b"\n")
+        if not sep or not etag.startswith(b'W/"'):
+            return None  # not ours (or truncated): treat as a miss
+        return cls(body, etag.decode())
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` against our ETag."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    ours = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == ours for tag in if_none_match.split(","))

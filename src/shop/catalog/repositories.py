@@ -1,0 +1,82 @@
+"""Queries of the catalogue. Archived products are invisible to every query here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import ColumnElement, func, select
+
+from shop.catalog.models import Product
+from shop.catalog.schemas import Ordering, ProductQuery
+
+__all__ = ["ProductRepository"]
+
+_ORDER_COLUMNS = {
+    Ordering.PRICE: Product.price,
+    Ordering.PRICE_DESC: Product.price,
+    Ordering.NAME: Product.name,
+    Ordering.NAME_DESC: Product.name,
+    Ordering.CREATED_AT: Product.created_at,
+    Ordering.CREATED_AT_DESC: Product.created_at,
+}
+
+
+class ProductRepository(SQLAlchemyAsyncRepository[Product]):
+    model_type = Product
+
+    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], int]:
+        """One page of live products and how many match in all, in one statement.
+
+        The total rides along as a window count; only a page past the end
+        (no rows to carry it) costs a second query.
+        """
+        conditions = _conditions(query)
+        column = _ORDER_COLUMNS[query.ordering]
+        descending = query.ordering.value.startswith("-")
+        # id breaks ties in the same direction, so pages are stable and one
+        # index (column, id) serves both directions.
+        if descending:
+            order = (column.desc(), Product.id.desc())
+        else:
+            order = (column.asc(), Product.id.asc())
+        statement = (
+            select(Product, func.count().over().label("total"))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1])
+        if query.offset == 0:
+            return [], 0
+        count = select(func.count()).select_from(Product).where(*conditions)
+        total = await self.session.scalar(count)
+        return [], int(total or 0)
+
+    async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
+        """The product unless archived; ``for_update`` locks its row until commit."""
+        statement = select(Product).where(Product.id == product_id, ~Product.archived)
+        if for_update:
+            statement = statement.with_for_update()
+        result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return result
+
+
+def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [~Product.archived]
+    if query.category is not None:
+        conditions.append(Product.category == query.category.value)
+    if query.price_min is not None:
+        conditions.append(Product.price >= query.price_min)
+    if query.price_max is not None:
+        conditions.append(Product.price <= query.price_max)
+    if query.search:
+        conditions.append(Product.name.icontains(query.search, autoescape=True))
+    if query.in_stock is True:
+        conditions.append(Product.stock > 0)
+    elif query.in_stock is False:
+        conditions.append(Product.stock == 0)
+    return conditions

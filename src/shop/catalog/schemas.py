@@ -1,0 +1,122 @@
+"""Wire shapes of the catalogue: the product clients see, what staff send, list queries."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from shop.catalog.models import Category
+from shop.schemas import MoneyStr
+
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "Category",
+    "Ordering",
+    "Product",
+    "ProductCreate",
+    "ProductQuery",
+    "ProductUpdate",
+]
+
+MAX_LIMIT = 100
+MAX_OFFSET = 100_000
+"""Deeper pages cost PostgreSQL a scan of everything before them; filter instead."""
+MAX_STOCK = 2_147_483_647
+"""The stock column is a 32-bit integer."""
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Phone"])]
+Description = Annotated[str, msgspec.Meta(max_length=10_000, examples=["Desc"])]
+Stock = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK, examples=[10])]
+PriceIn = Annotated[
+    Decimal,
+    msgspec.Meta(
+        description=(
+            "Greater than 0, at most 9999999999.99, at most two decimal places. "
+            'A decimal string ("199.99") is preferred; a JSON number is accepted too.'
+        ),
+        examples=["199.99"],
+    ),
+]
+
+
+class Ordering(enum.StrEnum):
+    PRICE = "price"
+    PRICE_DESC = "-price"
+    NAME = "name"
+    NAME_DESC = "-name"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+
+
+class Product(msgspec.Struct):
+    """A product of the catalogue."""
+
+    id: int
+    name: str
+    description: str
+    price: MoneyStr
+    stock: int
+    category: Category
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductCreate(msgspec.Struct):
+    """A new product (POST), or every field of an existing one (PUT)."""
+
+    name: Name
+    price: PriceIn
+    stock: Stock
+    category: Category
+    description: Description = ""
+
+
+class ProductUpdate(msgspec.Struct):
+    """The fields to change (PATCH); a field left out keeps its value."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    price: PriceIn | msgspec.UnsetType = msgspec.UNSET
+    stock: Stock | msgspec.UnsetType = msgspec.UNSET
+    category: Category | msgspec.UnsetType = msgspec.UNSET
+
+
+class ProductQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated list query."""
+
+    category: Category | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    search: str | None = None
+    in_stock: bool | None = None
+    ordering: Ordering = Ordering.CREATED_AT_DESC
+    limit: int = 20
+    offset: int = 0
+
+    def normalised(self) -> str:
+        """The query as a canonical string: the same filters in any order give the same string.
+
+        Parameters left at their default are spelled out too, so ``?`` and
+        ``?limit=20&offset=0`` share an entry. Search is case-insensitive, so
+        it is lower-cased; amounts lose trailing zeros (``10`` = ``10.00``).
+        """
+        parts = [
+            f"category={self.category.value}" if self.category is not None else "",
+            f"in_stock={str(self.in_stock).lower()}" if self.in_stock is not None else "",
+            f"limit={self.limit}",
+            f"offset={self.offset}",
+            f"ordering={self.ordering.value}",
+            f"price_max={_plain(self.price_max)}" if self.price_max is not None else "",
+            f"price_min={_plain(self.price_min)}" if self.price_min is not None else "",
+            f"search={self.search.lower()}" if self.search is not None else "",
+        ]
+        return "&".join(part for part in parts if part)
+
+
+def _plain(amount: Decimal) -> str:
+    return format(amount.normalize(), "f")
