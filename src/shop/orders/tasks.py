@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import procrastinate
 from procrastinate.jobs import Job
@@ -44,7 +45,7 @@ class RetryWhenAsked(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, RetryLater):
-            return RetryDecision(retry_in={"seconds": exception.delay})
+            return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=exception.delay))
         return None
 
 
