@@ -1,7 +1,8 @@
 """`create_app(settings)`: joins each domain's routes, the shared plugins and the error handlers.
 
 Request flow: `EdgeMiddleware` (request id, Host allow-list, security headers)
-→ Litestar routing → `JWTAuthMiddleware` (every route not marked public) →
+→ `LimitsMiddleware` (URL, header, body size and JSON depth limits) → Litestar
+routing → Prometheus request metrics → `JWTAuthMiddleware` (every route not marked public) →
 controller → service (business rules) → repository (queries), all inside the
 one transaction `shop.db.provide_session` owns.
 
@@ -35,6 +36,8 @@ from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
 from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
+from shop.ops.limits import LimitsMiddleware
+from shop.ops.metrics import metrics_config, metrics_endpoint
 from shop.ops.middleware import EdgeMiddleware
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     route_handlers: list[Any] = [
         HealthController,
+        metrics_endpoint,
         *docs_routes(),
         *account_routes,
         *catalog_routes,
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "cache": Provide(_provide_cache, sync_to_thread=False),
         },
         middleware=[
+            metrics_config().middleware,
             DefineMiddleware(
                 JWTAuthMiddleware,
                 exclude=["^/api/schema"],
@@ -152,5 +157,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         logging_config=None,
     )
-    app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.http.allowed_hosts)
+    # Outermost first: request id, Host check and headers; then the size/shape limits.
+    app.asgi_handler = EdgeMiddleware(
+        LimitsMiddleware(app.asgi_handler, settings.http), settings.http.allowed_hosts
+    )
     return app

@@ -51,6 +51,10 @@ def run(host: str, port: int, workers: int) -> None:
 
     settings = load_settings()
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
+    if workers > 1:
+        _prepare_multiprocess_metrics()
+    # On SIGTERM uvicorn stops accepting connections, lets in-flight requests
+    # finish (up to timeout_graceful_shutdown) and then runs the lifespan shutdown.
     uvicorn.run(
         "shop.app:create_app",
         factory=True,
@@ -65,6 +69,25 @@ def run(host: str, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
     )
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Several uvicorn processes: each writes its Prometheus counters to one shared directory.
+
+    Any process then answers /metrics with the sum over all of them. The
+    directory must be empty at start (old files would be added in), so each
+    `shop run` makes its own unless PROMETHEUS_MULTIPROC_DIR names one.
+    """
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shop-metrics-")
 
 
 @main.command()

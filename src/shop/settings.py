@@ -147,6 +147,12 @@ class HttpSettings:
     login_window_seconds: int = 300
     register_per_minute: int = 30
     json_logs: bool = True
+    max_url_bytes: int = 8192
+    """Path plus query string; longer → 414."""
+    max_header_bytes: int = 16_384
+    """All request headers together; larger → 431."""
+    max_json_depth: int = 32
+    """Deepest nesting of arrays/objects accepted in a JSON body; deeper → 400."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +251,9 @@ class Settings:
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
             register_per_minute=_int(env, "REGISTER_PER_MINUTE", 30, minimum=1),
             json_logs=_bool(env, "JSON_LOGS", not (debug or dev_mode)),
+            max_url_bytes=_int(env, "HTTP_MAX_URL_BYTES", 8192, minimum=256),
+            max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 16_384, minimum=1024),
+            max_json_depth=_int(env, "MAX_JSON_DEPTH", 32, minimum=4),
         )
         return cls(
             database=database,
