@@ -53,6 +53,7 @@ __all__ = [
     "UsernameTaken",
     "create_user_from_cli",
     "normalise_email",
+    "purge_expired",
     "register",
 ]
 
@@ -467,3 +468,15 @@ async def create_user_from_cli(
             return user.id
     finally:
         await engine.dispose()
+
+
+async def purge_expired(
+    session_maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> tuple[int, int]:
+    """Delete expired refresh families and finished throttle counters: ``(families, counters)``."""
+    async with session_maker.begin() as session:
+        families = await RefreshFamilyRepository(session=session).delete_expired()
+        # Registration counters use a 60 s window, login counters a longer one: keep the longer.
+        window = max(settings.http.login_window_seconds, 60)
+        counters = await ThrottleRepository(session).delete_stale(window_seconds=window)
+    return families, counters
