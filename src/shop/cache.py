@@ -261,9 +261,17 @@ class _Client(aiomcache.Client):
 class MemcachedCache:
     """memcached through aiomcache, plus the timeouts, circuit breaker and retries it lacks."""
 
-    def __init__(self, host: str, port: int, timeout: float, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        pool_size: int = 16,
+        circuit_seconds: float = _CIRCUIT_SECONDS,
+    ) -> None:
         self._host, self._port = host, port
         self._timeout = timeout
+        self._circuit_seconds = circuit_seconds
         self._client = _Client(host, port, pool_size)
         self._open_until = 0.0
         """0 while the circuit is closed; else when the next probe may go out."""
@@ -302,7 +310,7 @@ class MemcachedCache:
     def _failed(self, exc: BaseException, what: str) -> None:
         self.stats.errors += 1
         now = time.monotonic()
-        self._open_until = now + _CIRCUIT_SECONDS
+        self._open_until = now + self._circuit_seconds
         self._last_error = f"{what}: {type(exc).__name__}: {exc}"
         if now - self._last_warning >= _WARN_EVERY:
             self._last_warning = now

@@ -1,0 +1,275 @@
+"""The product cache: hits cost no SQL, writes are visible at once, ETags revalidate.
+
+Cost of a list request once the caller's user snapshot is cached (measured
+here and asserted, so a regression shows up as a failing test):
+  hit:  0 SQL statements, 2 cache calls (user snapshot; version + entry in one get)
+  miss: 1 SQL statement (page + window count), 3 cache calls (user, lookup, set)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.app import create_app
+from shop.cache import PRODUCTS, Cache
+from shop.catalog.models import Product
+from tests.catalog.conftest import SqlCounter
+from tests.conftest import make_settings, memcached_url
+from tests.support.asgi import serve_in_process
+from tests.support.factories import make_product
+from tests.support.servers import Memcached
+
+
+def app_cache(app: Litestar) -> Cache:
+    cache: Cache = app.state.cache
+    return cache
+
+
+async def warm_up(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """Cache the caller's user snapshot and learn the current PRODUCTS version."""
+    assert (await client.get("/api/products/?search=warm-up", headers=headers)).status_code == 200
+
+
+async def test_list_hit_does_no_sql(
+    client: httpx.AsyncClient,
+    app: Litestar,
+    db: AsyncSession,
+    customer: dict[str, str],
+    sql: SqlCounter,
+) -> None:
+    await make_product(db, name="Phone")
+    first = await client.get("/api/products/", headers=customer)
+    cache = app_cache(app)
+    calls, sets = cache.stats.calls, cache.stats.sets
+    sql.statements.clear()
+
+    second = await client.get("/api/products/", headers=customer)
+
+    assert second.content == first.content
+    assert sql.count == 0
+    assert cache.stats.calls - calls == 2
+    assert cache.stats.sets == sets
+
+
+async def test_list_miss_costs_one_query_and_stores_the_response(
+    client: httpx.AsyncClient,
+    app: Litestar,
+    db: AsyncSession,
+    customer: dict[str, str],
+    sql: SqlCounter,
+) -> None:
+    await make_product(db, name="Phone")
+    await warm_up(client, customer)
+    cache = app_cache(app)
+    calls, sets = cache.stats.calls, cache.stats.sets
+    sql.statements.clear()
+
+    response = await client.get("/api/products/", headers=customer)
+
+    assert response.json()["total"] == 1
+    assert sql.count == 1
+    assert cache.stats.calls - calls == 3
+    assert cache.stats.sets - sets == 1
+
+
+async def test_detail_hit_does_no_sql(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str], sql: SqlCounter
+) -> None:
+    product = await make_product(db)
+    first = await client.get(f"/api/products/{product.id}/", headers=customer)
+    sql.statements.clear()
+
+    second = await client.get(f"/api/products/{product.id}", headers=customer)
+
+    assert second.content == first.content
+    assert sql.count == 0
+
+
+async def test_the_same_filters_in_any_order_share_one_entry(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str], sql: SqlCounter
+) -> None:
+    await make_product(db, category="books", price=Decimal("10.00"))
+    first = await client.get(
+        "/api/products/?category=books&price_min=5&ordering=price", headers=customer
+    )
+    sql.statements.clear()
+
+    second = await client.get(
+        "/api/products?ordering=price&price_min=5.00&limit=20&category=books&offset=0",
+        headers=customer,
+    )
+
+    assert second.content == first.content
+    assert sql.count == 0
+
+
+async def create(client: httpx.AsyncClient, staff: dict[str, str], product: Product) -> None:
+    body = {"name": "New", "price": "1.00", "stock": 1, "category": "toys"}
+    assert (await client.post("/api/products/", json=body, headers=staff)).status_code == 201
+
+
+async def patch_price(client: httpx.AsyncClient, staff: dict[str, str], product: Product) -> None:
+    url = f"/api/products/{product.id}/"
+    assert (await client.patch(url, json={"price": "2.00"}, headers=staff)).status_code == 200
+
+
+async def put_name(client: httpx.AsyncClient, staff: dict[str, str], product: Product) -> None:
+    body = {"name": "Renamed", "price": "1.00", "stock": 1, "category": "toys"}
+    url = f"/api/products/{product.id}/"
+    assert (await client.put(url, json=body, headers=staff)).status_code == 200
+
+
+async def archive(client: httpx.AsyncClient, staff: dict[str, str], product: Product) -> None:
+    assert (await client.delete(f"/api/products/{product.id}/", headers=staff)).status_code == 204
+
+
+Write = Callable[[httpx.AsyncClient, dict[str, str], Product], Awaitable[None]]
+
+
+@pytest.mark.parametrize(
+    ("write", "detail_changes"),
+    [
+        # a new product appears in the cached list (the old product's detail is as it was)
+        (create, False),
+        # a new price shows in list and detail
+        (patch_price, True),
+        # a full replacement too
+        (put_name, True),
+        # an archived product leaves list and detail
+        (archive, True),
+    ],
+)
+async def test_a_write_is_visible_at_once_in_cached_list_and_detail(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    customer: dict[str, str],
+    staff: dict[str, str],
+    write: Write,
+    detail_changes: bool,
+) -> None:
+    product = await make_product(db, name="Old", price=Decimal("1.00"), stock=1, category="toys")
+    list_before = await client.get("/api/products/", headers=customer)
+    detail_before = await client.get(f"/api/products/{product.id}/", headers=customer)
+
+    await write(client, staff, product)
+
+    list_after = await client.get("/api/products/", headers=customer)
+    detail_after = await client.get(f"/api/products/{product.id}/", headers=customer)
+    assert list_after.content != list_before.content
+    assert (detail_after.content != detail_before.content) is detail_changes
+
+
+async def test_a_bump_from_another_domain_invalidates_cached_stock(
+    client: httpx.AsyncClient, app: Litestar, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    # What checkout does: change stock in its transaction, then bump PRODUCTS.
+    product = await make_product(db, stock=5)
+    await client.get(f"/api/products/{product.id}/", headers=customer)
+    await db.execute(update(Product).where(Product.id == product.id).values(stock=3))
+    await db.commit()
+
+    await app_cache(app).bump(PRODUCTS)
+
+    response = await client.get(f"/api/products/{product.id}/", headers=customer)
+    assert response.json()["stock"] == 3
+
+
+@pytest.mark.parametrize("path", ["/api/products/", "/api/products/{id}/"])
+async def test_matching_if_none_match_gives_304_without_body(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str], path: str
+) -> None:
+    product = await make_product(db)
+    url = path.format(id=product.id)
+    etag = (await client.get(url, headers=customer)).headers["etag"]
+
+    response = await client.get(url, headers={**customer, "If-None-Match": etag})
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [
+        # the tag itself, or in a list of tags
+        ("{etag}", 304),
+        ('"other", {etag}', 304),
+        # weak comparison: the strong form of our weak tag matches too
+        ("{strong}", 304),
+        # any representation
+        ("*", 304),
+        # someone else's tag
+        ('W/"0000"', 200),
+    ],
+)
+async def test_if_none_match_comparison(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    customer: dict[str, str],
+    if_none_match: str,
+    status: int,
+) -> None:
+    await make_product(db)
+    etag = (await client.get("/api/products/", headers=customer)).headers["etag"]
+    header = if_none_match.format(etag=etag, strong=etag.removeprefix("W/"))
+
+    response = await client.get("/api/products/", headers={**customer, "If-None-Match": header})
+
+    assert response.status_code == status
+
+
+async def test_etag_changes_when_the_product_changes(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str], staff: dict[str, str]
+) -> None:
+    product = await make_product(db, price=Decimal("1.00"))
+    url = f"/api/products/{product.id}/"
+    etag = (await client.get(url, headers=customer)).headers["etag"]
+    await client.patch(url, json={"price": "2.00"}, headers=staff)
+
+    response = await client.get(url, headers={**customer, "If-None-Match": etag})
+
+    assert response.status_code == 200
+    assert response.json()["price"] == "2.00"
+    assert response.headers["etag"] != etag
+
+
+@pytest.fixture
+async def second_instance(
+    postgres_url: str, memcached: Memcached | str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Another API instance on the same database and the same memcached."""
+    settings = make_settings(postgres_url, memcached_url(memcached))
+    async with serve_in_process(create_app(settings)) as other:
+        yield other
+
+
+async def test_write_through_one_instance_is_read_through_the_other_at_once(
+    client: httpx.AsyncClient,
+    second_instance: httpx.AsyncClient,
+    db: AsyncSession,
+    customer: dict[str, str],
+    staff: dict[str, str],
+) -> None:
+    product = await make_product(db, price=Decimal("1.00"))
+    url = f"/api/products/{product.id}/"
+    for instance in (client, second_instance):  # both hold the old data in their cache path
+        await instance.get(url, headers=customer)
+        await instance.get("/api/products/", headers=customer)
+
+    await client.patch(url, json={"price": "2.00"}, headers=staff)
+
+    assert (await second_instance.get(url, headers=customer)).json()["price"] == "2.00"
+    listed = (await second_instance.get("/api/products/", headers=customer)).json()
+    assert listed["items"][0]["price"] == "2.00"
+
+    await second_instance.patch(url, json={"price": "3.00"}, headers=staff)
+
+    assert (await client.get(url, headers=customer)).json()["price"] == "3.00"
