@@ -1,0 +1,190 @@
+"""Reading orders: who sees what (also through the cache), lists, filters, pagination."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.settings import Settings
+from tests.orders.helpers import place_order, set_status
+from tests.support.factories import auth_headers, make_product, make_user
+
+
+async def test_other_customer_gets_404_even_when_cached(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, bob = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, alice, (product.id, 1))).json()["id"]
+    first = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, alice))
+    assert first.status_code == 200  # fills the cache
+
+    response = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, bob))
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "total_price" not in response.text
+
+
+async def test_staff_see_any_order(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, staff = await make_user(db), await make_user(db, is_staff=True)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, alice, (product.id, 1))).json()["id"]
+
+    response = await client.get(f"/api/orders/{order_id}", headers=auth_headers(settings, staff))
+
+    assert response.status_code == 200
+    assert response.json()["user"] == alice.id
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/orders/999999/", "/api/orders/99999999999999999999/", "/api/orders/0/"]
+)
+async def test_missing_or_absurd_order_id_is_404_or_400(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession, path: str
+) -> None:
+    user = await make_user(db)
+
+    response = await client.get(path, headers=auth_headers(settings, user))
+
+    assert response.status_code in {400, 404}
+
+
+async def test_detail_is_fresh_after_a_status_change(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice = await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, alice, (product.id, 2))).json()["id"]
+    await client.get(
+        f"/api/orders/{order_id}/", headers=auth_headers(settings, alice)
+    )  # cached as pending
+
+    await client.patch(
+        f"/api/orders/{order_id}/",
+        json={"status": "cancelled"},
+        headers=auth_headers(settings, alice),
+    )
+    response = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, alice))
+
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["order_items"][0]["product"]["stock"] == 5
+
+
+async def test_own_orders_are_listed_newest_first_and_paginated(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, bob = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=50)
+    mine = [
+        (await place_order(client, settings, alice, (product.id, 1))).json()["id"] for _ in range(3)
+    ]
+    await place_order(client, settings, bob, (product.id, 1))
+
+    page = (
+        await client.get("/api/orders/?limit=2&offset=0", headers=auth_headers(settings, alice))
+    ).json()
+    rest = (
+        await client.get("/api/orders/?limit=2&offset=2", headers=auth_headers(settings, alice))
+    ).json()
+
+    assert [o["id"] for o in page["items"] + rest["items"]] == mine[::-1]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 0)
+    assert page["items"][0]["order_items"][0]["product"]["id"] == product.id
+
+
+async def test_own_orders_filter_by_status(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice = await make_user(db)
+    product = await make_product(db, stock=50)
+    first, second = [
+        (await place_order(client, settings, alice, (product.id, 1))).json()["id"] for _ in range(2)
+    ]
+    await set_status(db, first, "shipped")
+
+    response = await client.get(
+        "/api/orders/?status=shipped", headers=auth_headers(settings, alice)
+    )
+
+    assert [o["id"] for o in response.json()["items"]] == [first]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=lost",  # unknown status
+        "limit=0",  # empty page
+        "limit=101",  # beyond the maximum
+        "limit=abc",  # not a number
+        "offset=-1",  # negative
+        "offset=99999999999999999999",  # absurd
+    ],
+)
+async def test_bad_list_queries_are_400(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession, query: str
+) -> None:
+    user = await make_user(db)
+
+    response = await client.get(f"/api/orders/?{query}", headers=auth_headers(settings, user))
+
+    assert response.status_code == 400
+
+
+async def test_admin_list_needs_staff(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+
+    response = await client.get("/api/admin/orders/", headers=auth_headers(settings, user))
+
+    assert response.status_code == 403
+
+
+async def test_admin_list_filters_by_status_user_and_dates(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, bob, staff = await make_user(db), await make_user(db), await make_user(db, is_staff=True)
+    product = await make_product(db, stock=50)
+    a1 = (await place_order(client, settings, alice, (product.id, 1))).json()
+    a2 = (await place_order(client, settings, alice, (product.id, 1))).json()
+    b1 = (await place_order(client, settings, bob, (product.id, 1))).json()
+    await set_status(db, a1["id"], "shipped")
+    await set_status(db, b1["id"], "shipped")
+    headers = auth_headers(settings, staff)
+
+    everything = (await client.get("/api/admin/orders/", headers=headers)).json()
+    readme = (
+        await client.get(f"/api/admin/orders/?status=shipped&user_id={alice.id}", headers=headers)
+    ).json()
+    since = (
+        await client.get(
+            "/api/admin/orders/", params={"created_from": a2["created_at"]}, headers=headers
+        )
+    ).json()
+    until = (
+        await client.get(
+            "/api/admin/orders/", params={"created_to": a1["created_at"]}, headers=headers
+        )
+    ).json()
+
+    assert [o["id"] for o in everything["items"]] == [b1["id"], a2["id"], a1["id"]]
+    assert [o["id"] for o in readme["items"]] == [a1["id"]]
+    assert [o["id"] for o in since["items"]] == [b1["id"], a2["id"]]
+    assert [o["id"] for o in until["items"]] == [a1["id"]]
+
+
+async def test_admin_list_accepts_naive_dates_as_utc(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    staff = await make_user(db, is_staff=True)
+
+    response = await client.get(
+        "/api/admin/orders/?created_from=2020-01-01T00:00:00&created_to=2999-01-01T00:00:00",
+        headers=auth_headers(settings, staff),
+    )
+
+    assert response.status_code == 200
