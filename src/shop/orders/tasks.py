@@ -53,7 +53,7 @@ class RetryWhenAsked(BaseRetryStrategy):
     name="generate_invoice",
     pass_context=True,
     queue="invoices",
-    # Transient failures (database restart, SMTP server down): 1, 2, 4 ... 256 s apart.
+    # Transient failures (database restart, SMTP server down): retried 2, 4, 8 ... 256 s apart.
     retry=procrastinate.RetryStrategy(max_attempts=8, exponential_wait=2),
 )
 async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> None:
