@@ -1,4 +1,4 @@
-"""Idempotency-Key on order creation: replays, mismatches, concurrent duplicates, failed first tries."""
+"""Idempotency-Key on order creation: replays, mismatches, concurrent duplicates, failed tries."""
 
 from __future__ import annotations
 
@@ -164,7 +164,8 @@ async def _someone_waits_for_a_lock(db: AsyncSession) -> bool:
     await db.execute(text("SELECT pg_stat_clear_snapshot()"))  # stats are cached per transaction
     waiting = await db.scalar(
         text(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
     )
     return bool(waiting)

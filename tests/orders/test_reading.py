@@ -101,7 +101,7 @@ async def test_own_orders_filter_by_status(
 ) -> None:
     alice = await make_user(db)
     product = await make_product(db, stock=50)
-    first, second = [
+    first, _second = [
         (await place_order(client, settings, alice, (product.id, 1))).json()["id"] for _ in range(2)
     ]
     await set_status(db, first, "shipped")
