@@ -1,0 +1,175 @@
+"""MemcachedCache against real and misbehaving servers: what aiomcache alone gets wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+import pytest
+
+from shop.cache import PRODUCTS, InProcessCache, MemcachedCache
+from tests.cache.conftest import fake_memcached, never_answers
+from tests.conftest import memcached_url
+from tests.support.servers import Memcached
+
+
+def connect(url: str, **kwargs: float) -> MemcachedCache:
+    host, _, port = url.rpartition(":")
+    return MemcachedCache(host, int(port), timeout=kwargs.pop("timeout", 0.05), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_reply_arriving_after_the_timeout_is_never_read_as_another_answer() -> None:
+    values = {b"k1": b"one", b"k2": b"two"}
+    commands = 0
+
+    async def slow_first_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal commands
+        while line := await reader.readline():
+            commands += 1
+            if commands == 1:
+                await asyncio.sleep(0.2)  # past the client's timeout
+            reply = b"".join(
+                b"VALUE %s 0 %d\r\n%s\r\n" % (key, len(values[key]), values[key])
+                for key in line.split()[1:]
+                if key in values
+            )
+            writer.write(reply + b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(slow_first_reply) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.05, pool_size=1, circuit_seconds=0)
+        assert await cache.get("k1") is None  # timed out: a miss
+        await asyncio.sleep(0.3)  # the late reply to k1 has arrived by now
+
+        assert await cache.get("k2") == b"two"
+        assert await cache.get("k1") == b"one"
+        await cache.close()
+
+
+def test_memcached_hanging_up_mid_command_fails_the_call_instead_of_spinning() -> None:
+    # aiomcache's reply loop spins without yielding at EOF; the event loop
+    # would freeze, so the scenario runs in a thread we can give up on.
+    outcome: list[object] = []
+
+    async def scenario() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            writer.close()
+
+        async with fake_memcached(hang_up) as port:
+            cache = MemcachedCache("127.0.0.1", port, timeout=1.0)
+            await cache.set("k", b"v", 60)
+            outcome.append(cache.stats.errors)
+            await cache.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+
+    assert not thread.is_alive(), "the event loop is spinning on a closed connection"
+    assert outcome == [1]
+
+
+async def test_bump_creates_a_missing_counter_without_counting_an_error(
+    memcached: Memcached | str,
+) -> None:
+    cache = connect(memcached_url(memcached))
+    await cache._client.flush_all()
+
+    await cache.bump("fresh_namespace")
+
+    assert await cache.version("fresh_namespace") > 0
+    assert cache.stats.errors == 0
+    assert cache.healthy
+    await cache.close()
+
+
+async def test_every_bump_gives_a_new_version(memcached: Memcached | str) -> None:
+    cache = connect(memcached_url(memcached))
+    seen = {await cache.version(PRODUCTS)}
+    for _ in range(3):
+        await cache.bump(PRODUCTS)
+        seen.add(await cache.version(PRODUCTS))
+
+    assert len(seen) == 4
+    await cache.close()
+
+
+async def test_lookup_after_another_instance_bumped_reads_the_new_version(
+    memcached: Memcached | str,
+) -> None:
+    one, other = connect(memcached_url(memcached)), connect(memcached_url(memcached))
+    stale = await one.lookup(PRODUCTS, "q")
+    assert stale.key is not None
+    await one.set(stale.key, b"old", 60)
+
+    await other.bump(PRODUCTS)
+
+    fresh = await one.lookup(PRODUCTS, "q")
+    assert fresh.value is None
+    assert fresh.key != stale.key
+    await one.close()
+    await other.close()
+
+
+async def test_an_open_circuit_skips_memcached_instead_of_waiting_each_time() -> None:
+    async with fake_memcached(never_answers) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.05, circuit_seconds=60)
+        for _ in range(10):
+            assert await cache.get("k") is None
+
+        assert cache.stats.calls == 1  # one timeout, then the circuit is open
+        assert cache.stats.skipped == 9
+        assert not cache.healthy
+        await cache.close()
+
+
+async def test_the_unavailability_warning_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    async with fake_memcached(never_answers) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.02, circuit_seconds=0)
+        with caplog.at_level(logging.WARNING, logger="shop.cache"):
+            for _ in range(10):
+                await cache.get("k")
+
+        assert cache.stats.errors == 10
+        warnings = [
+            r for r in caplog.records if r.name == "shop.cache" and r.levelno == logging.WARNING
+        ]
+        assert len(warnings) == 1
+        await cache.close()
+
+
+async def test_a_bump_that_failed_is_delivered_once_memcached_answers() -> None:
+    server = Memcached().start()
+    try:
+        cache = connect(server.url, circuit_seconds=0)
+        before = await cache.version(PRODUCTS)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # memcached hangs, keeping its data
+
+        await cache.bump(PRODUCTS)
+        assert (await cache.lookup(PRODUCTS, "q")).key is None  # unknown version: do not cache
+
+        server.process.send_signal(signal.SIGCONT)
+        # Greater, not "+ 1": incr commands that timed out were still queued in
+        # the socket and memcached applies them on waking. Extra bumps only
+        # invalidate more; what matters is that the old version is gone.
+        assert await cache.version(PRODUCTS) > before
+        await cache.close()
+    finally:
+        server.process and server.process.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+async def test_in_process_cache_versions_and_lookup() -> None:
+    cache = InProcessCache()
+    first = await cache.lookup(PRODUCTS, "q")
+    assert first.key is not None and first.value is None
+    await cache.set(first.key, b"body", 60)
+    assert (await cache.lookup(PRODUCTS, "q")).value == b"body"
+
+    await cache.bump(PRODUCTS)
+
+    assert (await cache.lookup(PRODUCTS, "q")).value is None
