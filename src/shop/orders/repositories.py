@@ -144,7 +144,7 @@ class StockRepository:
         )
         return [ClaimedProduct(*row) for row in result.all()]
 
-    async def describe(self, ids: Sequence[int]) -> list[Row[tuple[int, str, int, bool]]]:
+    async def describe(self, ids: Sequence[int]) -> list[Row[int, str, int, bool]]:
         """``(id, name, stock, archived)`` of the given products that exist."""
         result = await self.session.execute(
             select(Product.id, Product.name, Product.stock, Product.archived).where(
@@ -235,7 +235,7 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
 
     async def items_with_products(
         self, order_ids: Sequence[int]
-    ) -> list[Row[tuple[OrderItem, int, datetime, datetime]]]:
+    ) -> list[Row[OrderItem, int, datetime, datetime]]:
         """Items of the orders with the current stock and timestamps of their product."""
         result = await self.session.execute(
             select(OrderItem, Product.stock, Product.created_at, Product.updated_at)
