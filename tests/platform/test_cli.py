@@ -1,0 +1,153 @@
+"""The `shop` command as an operator runs it: real subprocesses, real database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from shop.accounts.models import User
+from tests.support.servers import free_port
+
+
+def shop(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shop.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def cli_env(postgres_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": postgres_url, "SECRET_KEY": "cli-test-secret-key-long-enough", "JSON_LOGS": "false"})
+    env.pop("MEMCACHED_URL", None)
+    return env
+
+
+async def test_database_upgrade_is_idempotent(cli_env):
+    first = shop("database", "upgrade", env=cli_env)
+    second = shop("database", "upgrade", env=cli_env)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout
+
+
+async def test_users_create_makes_a_staff_user_non_interactively(cli_env, db):
+    result = shop(
+        "users", "create", "--email", "Boss@Example.com", "--username", "boss",
+        "--password", "Quite-Long-Passphrase-7", "--staff", env=cli_env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    user = (await db.execute(select(User).where(User.username == "boss"))).scalar_one()
+    assert user.is_staff is True
+    assert user.email == "boss@example.com"
+    assert user.password_hash.startswith("$argon2id$")
+
+
+async def test_users_create_refuses_a_taken_email(cli_env):
+    args = ("users", "create", "--email", "dup@example.com", "--password", "Quite-Long-Passphrase-7")
+    first = shop(*args, "--username", "first", env=cli_env)
+    second = shop(*args, "--username", "second", env=cli_env)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode != 0
+    assert "email" in second.stderr.lower()
+
+
+async def test_users_create_without_a_terminal_names_what_is_missing(cli_env):
+    result = shop("users", "create", "--email", "x@example.com", env=cli_env)
+
+    assert result.returncode == 2
+    assert "--username" in result.stderr
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"shop dev exited with {process.returncode}")
+        try:
+            response = httpx.get(url + "/health/ready", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError("shop dev did not become ready")
+
+
+def _run_dev(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEMCACHED_URL", "SECRET_KEY"}}
+    env["SHOP_DEV_DIR"] = str(data_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "shop.cli", "dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output.decode(errors="replace")
+
+
+def test_dev_mode_serves_the_shop_and_keeps_its_data(tmp_path):
+    data_dir = tmp_path / "dev"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    first = _run_dev(data_dir, port)
+    try:
+        ready = _wait_ready(url, first)
+        docs = httpx.get(url + "/api/docs/", timeout=5)
+        registered = httpx.post(
+            url + "/api/auth/register/",
+            json={
+                "username": "newcomer",
+                "email": "newcomer@example.com",
+                "password": "Quite-Long-Passphrase-7",
+                "password_confirm": "Quite-Long-Passphrase-7",
+            },
+            timeout=10,
+        )
+    finally:
+        output = _stop(first)
+
+    assert ready.json()["checks"]["database"]["status"] == "ok"
+    assert docs.status_code == 200
+    assert f"{url}/api/docs/" in output
+    assert str(data_dir.resolve()) in output
+    assert registered.status_code == 201, registered.text
+
+    second = _run_dev(data_dir, port)
+    try:
+        _wait_ready(url, second)
+        login = httpx.post(
+            url + "/api/auth/login/",
+            json={"email": "newcomer@example.com", "password": "Quite-Long-Passphrase-7"},
+            timeout=10,
+        )
+    finally:
+        _stop(second)
+
+    assert login.status_code == 200, login.text
