@@ -26,7 +26,9 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
     async def send(message: dict[str, Any]) -> None:
         await outbox.put(message)
 
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    )
     await inbox.put({"type": "lifespan.startup"})
     message = await outbox.get()
     if message["type"] != "lifespan.startup.complete":
@@ -40,7 +42,9 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(app: Any, base_url: str = "http://localhost") -> AsyncIterator[httpx.AsyncClient]:
+async def serve_in_process(
+    app: Any, base_url: str = "http://localhost"
+) -> AsyncIterator[httpx.AsyncClient]:
     async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:

