@@ -1,0 +1,186 @@
+"""`nox -s bench` / `python -m bench`: start the shop the production way, seed it, load it, report.
+
+Order of a run: services (bench/servers.py) → seed through the API
+(bench/seed.py) → per round, every scenario with wrk or pgbench for a fixed
+time (bench/load.py), the database checks after the order scenarios
+(bench/dbcheck.py) and the workers' memory → the table, the ratios against
+the targets and a JSON file (bench/report.py). See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import dbcheck, report
+from bench.load import Result, run_pgbench, run_wrk
+from bench.seed import PASSWORD, Fixture, seed
+from bench.servers import Services, require_tools, services
+
+UNITS_PER_ORDER = {"S4": 2, "S5": 1}
+"""Units each benchmark order takes (see bench/order_create.lua)."""
+READS = [("S1", "products_list.lua"), ("S2", "product_detail.lua"), ("S3", "order_detail.lua")]
+
+_t0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _t0:6.1f}s] {message}", flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 s per scenario, a small catalogue"
+    )
+    p.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of load per scenario (default 10)"
+    )
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="unrecorded load before each read scenario"
+    )
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every scenario (3 for the memory check)"
+    )
+    p.add_argument("--api-workers", type=int, default=2, help="uvicorn workers of `shop run`")
+    p.add_argument("--worker-concurrency", type=int, default=2, help="concurrency of `shop worker`")
+    p.add_argument(
+        "--only", default="", help="comma-separated scenarios, e.g. C0,S1 (default: all)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
+    p.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = p.parse_args()
+    if args.quick:
+        args.duration, args.warmup = 2.0, 1.0
+    return args
+
+
+def write_data_file(path: Path, fx: Fixture) -> None:
+    lines = [f"password {PASSWORD}", f"hot {fx.hot_product_id}"]
+    lines += [f"customer {c.email} {c.access}" for c in fx.customers]
+    lines += [f"product {i}" for i in fx.product_ids]
+    lines += [f"order {token} {order_id}" for token, order_id in fx.orders]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) -> list[Result]:
+    wanted = set(filter(None, args.only.upper().split(",")))
+
+    def on(name: str) -> bool:
+        return not wanted or name in wanted
+
+    wrk = partial(run_wrk, base_url=svc.base_url, data_file=data, connections=args.connections)
+    pgbench = partial(
+        run_pgbench,
+        database_url=svc.database_url,
+        workdir=svc.workdir,
+        duration=args.duration,
+        clients=args.connections,
+    )
+    users = sorted(c.user_id for c in fx.customers)
+    results: list[Result] = []
+
+    def record(result: Result) -> Result:
+        results.append(result)
+        log(
+            f"{result.name}: {result.rps:.0f} req/s, "
+            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+            f"non-2xx {result.non2xx}, 5xx {result.s5xx}, socket errors {result.socket_errors}"
+        )
+        return result
+
+    if on("C0"):
+        record(wrk("C0", "live.lua", duration=args.duration))
+    for name, script in READS:
+        if on(name):
+            wrk(f"{name}-warmup", script, duration=args.warmup)
+            record(wrk(name, script, duration=args.duration))
+    for name, mode, ceiling, sql, defines in [
+        (
+            "S4",
+            "spread",
+            "D4",
+            "checkout_spread.sql",
+            {"pmin": fx.product_ids[0], "pmax": fx.product_ids[-1]},
+        ),
+        ("S5", "hot", "D5", "checkout_hot.sql", {"hot": fx.hot_product_id}),
+    ]:
+        if on(name):
+            before = dbcheck.snapshot(svc.database_url)
+            result = record(wrk(name, "order_create.lua", mode, duration=args.duration))
+            problems = dbcheck.verify(
+                svc.database_url,
+                before,
+                result.ok,
+                UNITS_PER_ORDER[name],
+                in_flight=args.connections,
+            )
+            result.extra["db_check"] = problems or "ok"
+            log(f"{name} database check: {'; '.join(problems) if problems else 'ok'}")
+        if on(ceiling):
+            record(pgbench(ceiling, sql, defines={**defines, "umin": users[0], "umax": users[-1]}))
+    if on("S6"):
+        record(wrk("S6", "login.lua", duration=args.duration))
+    return results
+
+
+def main() -> None:
+    args = parse_args()
+    require_tools()
+    workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+    log(f"work directory {workdir} (logs of every process)")
+    payload: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": []}
+    ok = False
+    try:
+        with services(workdir, args.api_workers, args.worker_concurrency) as svc:
+            log(
+                f"shop at {svc.base_url} (pid {svc.api_pid}), "
+                f"PostgreSQL :{svc.pg_port}, memcached :{svc.mc_port}"
+            )
+            sizes = (200, 10, 50) if args.quick else (1000, 50, 300)
+            fx = seed(svc.base_url, products=sizes[0], users=sizes[1], orders=sizes[2])
+            log(
+                f"seeded {len(fx.product_ids) + 1} products, "
+                f"{len(fx.customers)} customers, {len(fx.orders)} orders"
+            )
+            data = workdir / "data.txt"
+            write_data_file(data, fx)
+            for n in range(1, args.repeat + 1):
+                results = run_round(svc, fx, data, args)
+                rss = report.api_worker_rss(svc.api_pid)
+                checks = report.ratios(results)
+                payload["rounds"].append(
+                    {
+                        "results": [r.as_dict() for r in results],
+                        "checks": checks,
+                        "api_worker_rss_mib": rss,
+                    }
+                )
+                report.print_table(
+                    results,
+                    f"round {n} of {args.repeat}: {args.duration:g} s per scenario, "
+                    f"{args.connections} connections, {args.api_workers} API workers",
+                )
+                report.print_ratios(checks)
+                print(
+                    f"  API worker RSS after round {n}: "
+                    + ", ".join(f"pid {pid} {mib} MiB" for pid, mib in sorted(rss.items()))
+                )
+        path = report.write_json(args.out, payload)
+        log(f"results written to {path}")
+        ok = True
+    finally:
+        if ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"kept {workdir}")
+
+
+if __name__ == "__main__":
+    main()
