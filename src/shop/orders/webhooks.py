@@ -12,8 +12,8 @@
   retried after ``WEBHOOK_RETRY_DELAYS`` (default 10, 60, 300 s: three
   retries), then ``failed``. Any other status is ``failed`` at once. No URL
   configured: ``skipped``. Every attempt is a `WebhookAttempt` row.
-* Running the job twice is harmless: a delivered or skipped event is not sent
-  again, and every send of an event carries the same ``event_id``.
+* Running the job twice is harmless: a settled (delivered, failed, skipped) event
+  is not sent again, and every send of an event carries the same ``event_id``.
 * Staff can list deliveries and send a failed (or skipped) event again
   (`redeliver`), which defers the job anew for the same event.
 """
@@ -136,7 +136,8 @@ async def deliver(
         if event is None:
             logger.warning("webhook event %s does not exist; nothing to deliver", event_id)
             return DeliveryResult(Outcome.SKIPPED)
-        if event.outcome in {Outcome.DELIVERED, Outcome.SKIPPED}:
+        if event.outcome != Outcome.PENDING:
+            # Settled already (a duplicate run); `redeliver` sets it back to pending first.
             return DeliveryResult(event.outcome)
         previous = await session.scalar(
             select(func.count())
