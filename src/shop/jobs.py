@@ -32,6 +32,7 @@ from procrastinate import sql as pq_sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from shop.accounts import tasks as accounts_tasks
 from shop.orders import tasks as order_tasks
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class ShopConnector(procrastinate.PsycopgConnector):
 
 app = procrastinate.App(connector=ShopConnector(), import_paths=[])
 app.add_tasks_from(order_tasks.bp, namespace="orders")
+app.add_tasks_from(accounts_tasks.bp, namespace="accounts")
 
 
 async def defer(session: AsyncSession, task: procrastinate.tasks.Task[Any, Any, Any], **kwargs: Any) -> int:
