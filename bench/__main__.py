@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import tempfile
 import time
 from functools import partial
@@ -19,6 +20,7 @@ from typing import Any
 
 from bench import dbcheck, report
 from bench.load import Result, run_pgbench, run_wrk
+from bench.profile import sampling
 from bench.seed import PASSWORD, Fixture, seed
 from bench.servers import Services, require_tools, services
 
@@ -38,12 +40,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="smoke run: 2 s per scenario, a small catalogue"
     )
-    p.add_argument(
-        "--duration", type=float, default=10.0, help="seconds of load per scenario (default 10)"
-    )
-    p.add_argument(
-        "--warmup", type=float, default=2.0, help="unrecorded load before each read scenario"
-    )
+    p.add_argument("--duration", type=float, help="seconds of load per scenario (default 10)")
+    p.add_argument("--warmup", type=float, help="unrecorded load before each read scenario (2)")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument(
         "--repeat", type=int, default=1, help="rounds of every scenario (3 for the memory check)"
@@ -53,12 +51,41 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--only", default="", help="comma-separated scenarios, e.g. C0,S1 (default: all)"
     )
+    p.add_argument(
+        "--commit",
+        metavar="REV",
+        help="benchmark this commit (exported with git archive) instead of the working tree",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for the shop processes, e.g. CACHE_TIMEOUT=0.5 (repeatable)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
     p.add_argument("--out", type=Path, default=Path("bench-results"))
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the API workers with py-spy during each HTTP scenario, stacks into DIR",
+    )
     args = p.parse_args()
-    if args.quick:
-        args.duration, args.warmup = 2.0, 1.0
+    quick = args.quick
+    args.duration = args.duration or (2.0 if quick else 10.0)
+    args.warmup = args.warmup or (1.0 if quick else 2.0)
     return args
+
+
+def export(commit: str, workdir: Path) -> Path:
+    """``src/`` and ``db/`` of ``commit``, so a run measures committed code, not a busy tree."""
+    tree = workdir / "source"
+    tree.mkdir()
+    git = ["git", "archive", commit, "src", "db"]
+    archive = subprocess.run(git, capture_output=True, check=True).stdout  # noqa: S603
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)  # noqa: S603, S607
+    return tree
 
 
 def write_data_file(path: Path, fx: Fixture) -> None:
@@ -86,6 +113,12 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
     users = sorted(c.user_id for c in fx.customers)
     results: list[Result] = []
 
+    workers = sorted(report.api_worker_rss(svc.api_pid))
+
+    def measure(name: str, script: str, *script_args: str) -> Result:
+        with sampling(args.profile, name, workers, args.duration):
+            return wrk(name, script, *script_args, duration=args.duration)
+
     def record(result: Result) -> Result:
         results.append(result)
         log(
@@ -96,11 +129,11 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
         return result
 
     if on("C0"):
-        record(wrk("C0", "live.lua", duration=args.duration))
+        record(measure("C0", "live.lua"))
     for name, script in READS:
         if on(name):
             wrk(f"{name}-warmup", script, duration=args.warmup)
-            record(wrk(name, script, duration=args.duration))
+            record(measure(name, script))
     for name, mode, ceiling, sql, defines in [
         (
             "S4",
@@ -113,7 +146,7 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
     ]:
         if on(name):
             before = dbcheck.snapshot(svc.database_url)
-            result = record(wrk(name, "order_create.lua", mode, duration=args.duration))
+            result = record(measure(name, "order_create.lua", mode))
             problems = dbcheck.verify(
                 svc.database_url,
                 before,
@@ -126,7 +159,7 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
         if on(ceiling):
             record(pgbench(ceiling, sql, defines={**defines, "umin": users[0], "umax": users[-1]}))
     if on("S6"):
-        record(wrk("S6", "login.lua", duration=args.duration))
+        record(measure("S6", "login.lua"))
     return results
 
 
@@ -138,7 +171,11 @@ def main() -> None:
     payload: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": []}
     ok = False
     try:
-        with services(workdir, args.api_workers, args.worker_concurrency) as svc:
+        source = export(args.commit, workdir) if args.commit else None
+        payload["commit"] = args.commit or "working tree"
+        extra_env = dict(item.split("=", 1) for item in args.env)
+        payload["env"] = extra_env
+        with services(workdir, args.api_workers, args.worker_concurrency, source, extra_env) as svc:
             log(
                 f"shop at {svc.base_url} (pid {svc.api_pid}), "
                 f"PostgreSQL :{svc.pg_port}, memcached :{svc.mc_port}"

@@ -228,7 +228,14 @@ def _api_ready(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def services(workdir: Path, api_workers: int, worker_concurrency: int) -> Iterator[Services]:
+def services(
+    workdir: Path,
+    api_workers: int,
+    worker_concurrency: int,
+    source: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Services]:
+    """Everything a run needs; ``source`` is a tree whose ``src/`` replaces the installed shop."""
     procs = _Procs()
     # Ctrl+C or a TERM from nox: unwind through the finally below.
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -247,6 +254,9 @@ def services(workdir: Path, api_workers: int, worker_concurrency: int) -> Iterat
             "REGISTER_PER_MINUTE": "100000",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        if source is not None:
+            env["PYTHONPATH"] = str(source / "src")
+        env.update(extra_env or {})
         subprocess.run(_shop("database", "upgrade"), env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
         email, username, password = STAFF
         subprocess.run(  # noqa: S603
