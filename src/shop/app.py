@@ -24,7 +24,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
 from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
@@ -38,6 +37,7 @@ from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
 from shop.ops.limits import LimitsMiddleware
 from shop.ops.metrics import metrics_config, metrics_endpoint
+from shop.ops.openapi import CompleteJsonRenderPlugin
 from shop.ops.middleware import EdgeMiddleware
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
@@ -83,7 +83,7 @@ def openapi_config() -> OpenAPIConfig:
         version="1.0.0",
         description=API_DESCRIPTION,
         path="/api/schema",
-        render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+        render_plugins=[CompleteJsonRenderPlugin(path=["/", "/openapi.json"])],
         servers=[Server(url="/")],
         components=Components(
             security_schemes={

@@ -15,6 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
+from asyncpg import exceptions as asyncpg_exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
@@ -244,7 +245,29 @@ def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) 
     return problem_response(status, detail, errors=errors, headers=headers, instance=request.url.path)
 
 
+def _is_bad_value(exc: DBAPIError) -> bool:
+    """A value the client sent that PostgreSQL cannot hold (SQLSTATE class 22, "data exception").
+
+    Examples: an id above the int64 range in a path the handler did not bound,
+    which asyncpg refuses while encoding (a client-side ``DataError``), or a
+    numeric overflow reported by the server. Caused by input, so a 400, not a 500.
+    """
+    orig = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        sqlstate = str(getattr(candidate, "sqlstate", "") or "")
+        if sqlstate.startswith("22"):
+            return True
+        if isinstance(candidate, asyncpg_exceptions.DataError):
+            return True
+    return False
+
+
 def _handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, DBAPIError) and _is_bad_value(exc):
+        logger.info("refused a value the database cannot hold: %s", str(exc.orig)[:200])
+        return problem_response(
+            400, "A value in the request is out of range or malformed.", instance=request.url.path
+        )
     if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
         if not exc.connection_invalidated:
             return _handle_unexpected(request, exc)

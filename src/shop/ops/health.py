@@ -72,6 +72,7 @@ class HealthController(Controller):
     path = "/health"
     tags = ["operations"]
     opt = {"exclude_from_auth": True}
+    security = [{}]  # public: overrides the app-wide bearer requirement in OpenAPI
 
     @get("/live", summary="Liveness probe", cache_control=None)
     async def live(self) -> Liveness:
