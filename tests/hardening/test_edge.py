@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -38,6 +40,19 @@ def test_every_response_carries_security_headers(api_process, path):
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert "server" not in response.headers  # no version banner from uvicorn
     assert response.headers["x-request-id"]
+
+
+def test_production_logs_are_json_lines_with_the_request_id(api_process):
+    httpx.get(api_process.url + "/api/nowhere", headers={"X-Request-ID": "trace-json-42"})
+
+    entries = [
+        json.loads(line) for line in api_process.output().splitlines() if line.startswith("{")
+    ]
+    mine = [e for e in entries if e.get("request_id") == "trace-json-42"]
+    assert mine, api_process.output()[-2000:]
+    assert mine[-1]["logger"] == "shop.access"
+    assert mine[-1]["http"] == {**mine[-1]["http"], "method": "GET", "path": "/api/nowhere", "status": 404}
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
 
 
 async def test_docs_csp_allows_only_this_server(client):

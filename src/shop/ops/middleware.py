@@ -4,13 +4,17 @@ Pure ASGI (no per-request objects) because it wraps every request, including
 404s for unknown paths. The request id is echoed when the client sent a sane
 one (``[A-Za-z0-9._-]{1,128}``), otherwise generated, and is put on the
 response, into ``scope["state"]`` and into a context variable the log
-formatter reads.
+formatter reads. Every request ends with one access-log line (logger
+``shop.access``: method, path, status, duration; JSON fields under ``http``
+in production mode) carrying that request id.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +22,8 @@ import msgspec
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("shop.access")
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -82,8 +88,13 @@ class EdgeMiddleware:
             (b"x-request-id", request_id.encode()),
         ]
 
+        started = time.perf_counter()
+        status = 500
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 headers.extend(extra)
                 message["headers"] = headers
@@ -97,6 +108,23 @@ class EdgeMiddleware:
                 return
             await self.app(scope, receive, send_with_headers)
         finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                duration_ms = round((time.perf_counter() - started) * 1000, 2)
+                access_logger.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    path,
+                    status,
+                    duration_ms,
+                    extra={
+                        "http": {
+                            "method": scope["method"],
+                            "path": path,
+                            "status": status,
+                            "duration_ms": duration_ms,
+                        }
+                    },
+                )
             request_id_var.reset(token)
 
 
