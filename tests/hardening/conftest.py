@@ -78,9 +78,7 @@ class Processes:
 
     def api(self, env: dict[str, str], *, workers: int = 1) -> ShopProcess:
         port = free_port()
-        handle = self._spawn(
-            ["run", "--port", str(port), "--workers", str(workers)], env, "api"
-        )
+        handle = self._spawn(["run", "--port", str(port), "--workers", str(workers)], env, "api")
         try:
             wait_for_port("127.0.0.1", port, timeout=60)
         except TimeoutError:

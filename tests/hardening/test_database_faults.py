@@ -1,4 +1,4 @@
-"""PostgreSQL goes away mid-test: requests fail fast with 503 problem details, and the API recovers."""
+"""PostgreSQL goes away mid-test: requests fail fast with 503 problem details; the API recovers."""
 
 from __future__ import annotations
 
@@ -53,8 +53,9 @@ async def test_database_outage_is_503_fast_and_recovers_without_restart(pg):
         during = [
             await client.get("/api/orders/", headers=headers),
             await client.post("/api/auth/login/", json=login),
-            await client.post("/api/orders/", json={"items": [{"product_id": 1, "quantity": 1}]},
-                              headers=headers),
+            await client.post(
+                "/api/orders/", json={"items": [{"product_id": 1, "quantity": 1}]}, headers=headers
+            ),
         ]
         elapsed = time.monotonic() - started
         ready = await client.get("/health/ready")

@@ -51,7 +51,12 @@ def test_production_logs_are_json_lines_with_the_request_id(api_process):
     mine = [e for e in entries if e.get("request_id") == "trace-json-42"]
     assert mine, api_process.output()[-2000:]
     assert mine[-1]["logger"] == "shop.access"
-    assert mine[-1]["http"] == {**mine[-1]["http"], "method": "GET", "path": "/api/nowhere", "status": 404}
+    assert mine[-1]["http"] == {
+        **mine[-1]["http"],
+        "method": "GET",
+        "path": "/api/nowhere",
+        "status": 404,
+    }
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
 
 

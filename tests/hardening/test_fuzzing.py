@@ -54,21 +54,41 @@ KNOWN: dict[tuple[str, str], str] = {
 
 
 def run_schemathesis(url: str, token: str, report: Path) -> str:
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.hardening.fuzz_hooks", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.hardening.fuzz_hooks",
+        "PYTHONPATH": str(ROOT),
+    }
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{url}/api/schema/",
-        "--url", url,
-        "--header", f"Authorization: Bearer {token}",
-        "--checks", "all",
-        "--exclude-checks", "positive_data_acceptance,ensure_resource_availability",
-        "--max-examples", MAX_EXAMPLES,
-        "--max-time", str(MAX_TIME),
-        "--workers", "2",
-        "--seed", os.environ.get("FUZZ_SEED", "20261127"),
-        "--report", "ndjson",
-        "--report-ndjson-path", str(report),
-        "--request-timeout", "20",
-        "--warnings", "off",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{url}/api/schema/",
+        "--url",
+        url,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance,ensure_resource_availability",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--max-time",
+        str(MAX_TIME),
+        "--workers",
+        "2",
+        "--seed",
+        os.environ.get("FUZZ_SEED", "20261127"),
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
+        "--request-timeout",
+        "20",
+        "--warnings",
+        "off",
     ]
     result = subprocess.run(
         command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=MAX_TIME * 3 + 120
@@ -92,9 +112,7 @@ def summarise(report: Path) -> tuple[int, dict[tuple[str, str], str]]:
                     continue
                 case = recorder["cases"][case_id]["value"]
                 operation = f"{case['method']} {case['path']}"
-                failures.setdefault(
-                    (operation, check["name"]), json.dumps(case, default=str)[:600]
-                )
+                failures.setdefault((operation, check["name"]), json.dumps(case, default=str)[:600])
     return requests, failures
 
 

@@ -55,7 +55,8 @@ async def test_worker_finishes_its_running_job_on_sigterm(
         product = await make_product(db, stock=3, price=10)
         headers = auth_headers(settings, staff)
         order = await client.post(
-            "/api/orders/", json={"items": [{"product_id": product.id, "quantity": 1}]},
+            "/api/orders/",
+            json={"items": [{"product_id": product.id, "quantity": 1}]},
             headers=headers,
         )
         shipped = await client.patch(

@@ -32,7 +32,12 @@ def assert_problem(response, status: int) -> dict:
         # the same without JSON content type: refused on Content-Length alone
         ("POST", "/api/auth/login/", {"content": b"x" * 1_100_000}, 413),
         # JSON nested far deeper than any field of the API (msgspec would raise RecursionError)
-        ("POST", "/api/auth/login/", {"content": b'{"email":' + b"[" * 50_000, "headers": JSON}, 400),
+        (
+            "POST",
+            "/api/auth/login/",
+            {"content": b'{"email":' + b"[" * 50_000, "headers": JSON},
+            400,
+        ),
         # a URL longer than HTTP_MAX_URL_BYTES
         ("GET", "/api/products/?search=" + "a" * 9000, {}, 414),
         # a header block larger than HTTP_MAX_HEADER_BYTES
@@ -51,9 +56,7 @@ async def test_unreasonable_requests_get_problem_details(client, method, path, k
 
 async def test_deep_but_reasonable_json_still_reaches_the_handler(client):
     # 3 levels: a normal order body; the handler answers 401 (no token), not the depth check.
-    response = await client.post(
-        "/api/orders/", json={"items": [{"product_id": 1, "quantity": 1}]}
-    )
+    response = await client.post("/api/orders/", json={"items": [{"product_id": 1, "quantity": 1}]})
 
     assert_problem(response, 401)
 
@@ -90,7 +93,9 @@ async def test_too_many_items_in_one_order_is_refused_and_changes_nothing(
     body = {"items": [{"product_id": p.id, "quantity": 1} for p in products]}
 
     async with serve_in_process(create_app(settings)) as client:
-        response = await client.post("/api/orders/", json=body, headers=auth_headers(settings, user))
+        response = await client.post(
+            "/api/orders/", json=body, headers=auth_headers(settings, user)
+        )
         listed = await client.get("/api/orders/", headers=auth_headers(settings, user))
 
     assert 400 <= response.status_code < 500

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shop.app import create_app
@@ -77,7 +76,7 @@ async def test_metrics_need_the_token_when_one_is_set(postgres_url, memcached):
 
 
 def test_metrics_add_up_across_uvicorn_worker_processes(processes, env, tmp_path):
-    """`shop run --workers 2`: every process's requests are counted, whichever answers the scrape."""
+    """`shop run --workers 2`: every process's requests count, whichever process answers."""
     metrics_dir = tmp_path / "metrics"
     api = processes.api({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=2)
     with httpx.Client(base_url=api.url, timeout=30) as client:

@@ -41,13 +41,17 @@ async def test_two_instances_and_two_workers_stay_consistent(
         httpx.AsyncClient(base_url=two.url, timeout=60) as b,
     ):
         # Warm both caches with the product before the rush.
-        assert (await a.get(f"/api/products/{product.id}/", headers=staff_headers)).json()["stock"] == STOCK
+        assert (await a.get(f"/api/products/{product.id}/", headers=staff_headers)).json()[
+            "stock"
+        ] == STOCK
         await b.get("/api/products/", headers=staff_headers)
 
         body = {"items": [{"product_id": product.id, "quantity": 1}]}
         responses = await asyncio.gather(
             *(
-                (a if n % 2 else b).post("/api/orders/", json=body, headers=auth_headers(settings, u))
+                (a if n % 2 else b).post(
+                    "/api/orders/", json=body, headers=auth_headers(settings, u)
+                )
                 for n, u in enumerate(buyers)
             )
         )
@@ -89,7 +93,8 @@ async def test_two_instances_and_two_workers_stay_consistent(
     conn = await asyncpg.connect(postgres_url)
     try:
         sold = await conn.fetchval(
-            "SELECT coalesce(sum(quantity), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id "
+            "SELECT coalesce(sum(quantity), 0) FROM order_items oi "
+            "JOIN orders o ON o.id = oi.order_id "
             "WHERE o.status <> 'cancelled'"
         )
         stock = await conn.fetchval("SELECT stock FROM products WHERE id = $1", product.id)

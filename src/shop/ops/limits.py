@@ -24,9 +24,10 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar.enums import ScopeType
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Receive, Scope, Send
 
     from shop.settings import HttpSettings
 
@@ -64,14 +65,14 @@ class LimitsMiddleware:
         self.max_depth = settings.max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         refusal = self._refuse_head(scope)
         if refusal is not None:
             await send_problem(send, *refusal)
             return
-        if scope["method"] in {"POST", "PUT", "PATCH"} and _is_json(scope):
+        if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
             body, more = await self._read_bounded(receive)
             if more:
                 await send_problem(
@@ -92,7 +93,9 @@ class LimitsMiddleware:
         await self.app(scope, receive, send)
 
     def _refuse_head(self, scope: Scope) -> tuple[int, str] | None:
-        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope["query_string"]
+        )
         if url_bytes > self.max_url:
             return 414, f"The URL is longer than {self.max_url} bytes."
         header_bytes = 0
@@ -151,10 +154,14 @@ _TITLES = {
 async def send_problem(send: Send, status: int, detail: str, title: str | None = None) -> None:
     """Answer with problem details straight from ASGI (no Litestar request exists yet)."""
     body = msgspec.json.encode(
-        {"type": "about:blank", "title": title or _TITLES.get(status, "Error"), "status": status,
-         "detail": detail}
+        {
+            "type": "about:blank",
+            "title": title or _TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+        }
     )
-    start: Message = {
+    start: Any = {
         "type": "http.response.start",
         "status": status,
         "headers": [
@@ -163,5 +170,6 @@ async def send_problem(send: Send, status: int, detail: str, title: str | None =
             (b"connection", b"close"),
         ],
     }
+    end: Any = {"type": "http.response.body", "body": body}
     await send(start)
-    await send({"type": "http.response.body", "body": body})
+    await send(end)

@@ -69,7 +69,7 @@ _CACHE_COUNTERS = {
 
 
 class ShopPrometheusMiddleware(PrometheusMiddleware):
-    """The plugin's request metrics, plus the cache counters brought up to date after each request."""
+    """The plugin's request metrics, plus the cache counters brought up to date per request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -148,7 +148,9 @@ async def _query_shop_wide(engine: AsyncEngine) -> list[Metric]:
             )
         ).all()
         events = (
-            await conn.execute(text("SELECT outcome, count(*) FROM webhook_events GROUP BY outcome"))
+            await conn.execute(
+                text("SELECT outcome, count(*) FROM webhook_events GROUP BY outcome")
+            )
         ).all()
 
     created = CounterMetricFamily(
@@ -159,7 +161,9 @@ async def _query_shop_wide(engine: AsyncEngine) -> list[Metric]:
     for status, count in orders_by_status:
         orders.add_metric([status], count)
     job_gauge = GaugeMetricFamily(
-        "shop_jobs", "Background jobs in the queue table by task and status", labels=["task", "status"]
+        "shop_jobs",
+        "Background jobs in the queue table by task and status",
+        labels=["task", "status"],
     )
     for task, status, count in jobs:
         job_gauge.add_metric([task, status], count)
@@ -189,7 +193,9 @@ def _check_token(request: Request[Any, Any, Any], token: str | None) -> None:
         return
     presented = request.headers.get("authorization", "")
     scheme, _, value = presented.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    ):
         raise Unauthorized("/metrics needs Authorization: Bearer <METRICS_TOKEN>.")
 
 
@@ -207,6 +213,6 @@ async def metrics_endpoint(request: Request[Any, Any, Any], settings: Settings) 
     """Request, cache, order, job and webhook metrics in the Prometheus text format."""
     _check_token(request, settings.http.metrics_token)
     shop_wide = CollectorRegistry(auto_describe=False)
-    shop_wide.register(_Prefetched(await _shop_wide(request.app.state.engine)))  # type: ignore[arg-type]
+    shop_wide.register(_Prefetched(await _shop_wide(request.app.state.engine)))
     body = _process_metrics() + generate_latest(shop_wide)
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -112,13 +112,13 @@ class EdgeMiddleware:
                 duration_ms = round((time.perf_counter() - started) * 1000, 2)
                 access_logger.info(
                     "%s %s %s %.1fms",
-                    scope["method"],
+                    scope.get("method", "-"),
                     path,
                     status,
                     duration_ms,
                     extra={
                         "http": {
-                            "method": scope["method"],
+                            "method": scope.get("method", "-"),
                             "path": path,
                             "status": status,
                             "duration_ms": duration_ms,

@@ -59,7 +59,7 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 _DESCRIPTIONS = {
-    "400": "Invalid input (malformed JSON, wrong types, values out of range); `errors` lists the fields",
+    "400": "Invalid input (malformed JSON, wrong types, out of range); `errors` lists the fields",
     "401": "Missing, invalid or expired access token",
     "413": "Request body too large",
     "503": "A dependency (the database) is unavailable; retry after Retry-After seconds",
@@ -69,7 +69,9 @@ _DESCRIPTIONS = {
 def _problem(status: str) -> dict[str, Any]:
     return {
         "description": _DESCRIPTIONS[status],
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
     }
 
 
