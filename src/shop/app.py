@@ -37,8 +37,8 @@ from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
 from shop.ops.limits import LimitsMiddleware
 from shop.ops.metrics import metrics_config, metrics_endpoint
-from shop.ops.openapi import CompleteJsonRenderPlugin
 from shop.ops.middleware import EdgeMiddleware
+from shop.ops.openapi import CompleteJsonRenderPlugin
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
 from shop.settings import Settings

@@ -24,16 +24,16 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 __all__ = [
     "Conflict",
-    "Problem",
-    "problem_responses",
     "Forbidden",
     "InvalidInput",
     "NotFound",
-    "ShopError",
+    "Problem",
     "ServiceUnavailable",
+    "ShopError",
     "Unauthorized",
     "exception_handlers",
     "problem_response",
+    "problem_responses",
 ]
 
 logger = logging.getLogger("shop.errors")

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.openapi import ResponseSpec
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
 _CHECK_TIMEOUT = 2.0
