@@ -34,6 +34,7 @@ from shop.catalog.controllers import routes as catalog_routes
 from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
 from shop.ops.docs import docs_routes
+from shop.ops.allow import AllowHeaderMiddleware
 from shop.ops.health import HealthController
 from shop.ops.limits import LimitsMiddleware
 from shop.ops.metrics import metrics_config, metrics_endpoint
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outermost first: request id, Host check and headers; then the size/shape limits.
     app.asgi_handler = EdgeMiddleware(
-        LimitsMiddleware(app.asgi_handler, settings.http), settings.http.allowed_hosts
+        LimitsMiddleware(AllowHeaderMiddleware(app.asgi_handler, app), settings.http),
+        settings.http.allowed_hosts,
     )
     return app

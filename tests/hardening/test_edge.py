@@ -67,6 +67,21 @@ async def test_docs_csp_allows_only_this_server(client):
     assert "http" not in csp  # no CDN host is allowed
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/api/auth/profile/", "GET, OPTIONS, PATCH"),  # Litestar alone would say GET only
+        ("/api/orders", "GET, OPTIONS, POST"),
+        ("/api/products/1/", "DELETE, GET, OPTIONS, PATCH, PUT"),
+    ],
+)
+async def test_options_lists_every_method_of_the_path(client, path, allow):
+    response = await client.options(path)
+
+    assert response.status_code == 204
+    assert response.headers["allow"] == allow
+
+
 async def test_cors_is_off_by_default(client):
     response = await client.options(
         "/api/products/",

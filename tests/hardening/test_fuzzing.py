@@ -43,11 +43,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("OPTIONS /api/admin/users/{user_id}", "not_a_server_error"): "same guard, same 500",
     ("OPTIONS /api/admin/webhooks/deliveries", "not_a_server_error"): "same guard, same 500",
     ("OPTIONS /api/admin/webhooks/deliveries/{event_id}/redeliver", "not_a_server_error"): "same",
-    ("OPTIONS /api/auth/profile", "allow_header_conformance"): "Allow lists GET only, not PATCH",
-    ("OPTIONS /api/products/{product_id}", "allow_header_conformance"): "Allow misses methods",
-    ("OPTIONS /api/products", "allow_header_conformance"): "Allow misses methods",
-    ("OPTIONS /api/orders", "allow_header_conformance"): "Allow lists GET only, not POST",
-    ("OPTIONS /api/orders/{order_id}", "allow_header_conformance"): "Allow misses PATCH",
     ("GET /api/admin/orders", "negative_data_rejection"): "created_from/created_to accept a "
     "number (0.5) as a date-time",
 }
