@@ -49,6 +49,7 @@ async def test_purge_task_is_a_periodic_housekeeping_task() -> None:
     from shop.accounts.tasks import bp, purge_expired_sessions
 
     assert purge_expired_sessions.queue == "housekeeping"
+    # The name carries the namespace shop.jobs registers the blueprint under.
     assert [p.task.name for p in bp.periodic_registry.periodic_tasks.values()] == [
-        "purge_expired_sessions"
+        "accounts:purge_expired_sessions"
     ]

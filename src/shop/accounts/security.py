@@ -225,7 +225,13 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
 
 
 def requires_staff(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for staff-only routes."""
+    """Guard for staff-only routes.
+
+    OPTIONS requests are not authenticated (they describe a route, CORS
+    preflights send no token), so there is no user to check and nothing to guard.
+    """
+    if connection.scope.get("method") == "OPTIONS":
+        return
     user = connection.user
     if not isinstance(user, CurrentUser) or not user.is_staff:
         raise Forbidden("Staff only.")

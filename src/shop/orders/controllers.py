@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
 from shop.cache import Cache
-from shop.errors import problem_responses
+from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
 from shop.orders.idempotency import order_request_hash, run_once
@@ -24,10 +24,27 @@ from shop.settings import Settings
 
 __all__ = ["AdminOrderController", "OrderController", "routes"]
 
+
 # Order responses are sent as pre-encoded JSON bytes (the same bytes are stored
 # for idempotent replays and cached for the detail view); handlers still
 # declare `Response[Order]` so the OpenAPI schema shows the order's shape,
 # hence the `type: ignore[arg-type]` on those returns.
+def parse_instant(name: str, raw: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time; a bare number is not a time (Litestar would take it as epoch)."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid value for {name}: expected an ISO 8601 date-time",
+            errors=[
+                {"field": name, "message": "expected an ISO 8601 date-time", "source": "query"}
+            ],
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100)")]
 Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]
@@ -178,12 +195,20 @@ class AdminOrderController(Controller):
             int | None, Parameter(ge=1, le=2**63 - 1, description="Owner id")
         ] = None,
         created_from: Annotated[
-            datetime | None,
-            Parameter(description="Created at or after (ISO 8601; UTC when no offset)"),
+            str | None,
+            Parameter(
+                description="Created at or after (ISO 8601; UTC when no offset)",
+                max_length=64,
+                schema_extra={"format": "date-time"},
+            ),
         ] = None,
         created_to: Annotated[
-            datetime | None,
-            Parameter(description="Created at or before (ISO 8601; UTC when no offset)"),
+            str | None,
+            Parameter(
+                description="Created at or before (ISO 8601; UTC when no offset)",
+                max_length=64,
+                schema_extra={"format": "date-time"},
+            ),
         ] = None,
         limit: Limit = 20,
         offset: Offset = 0,
@@ -192,8 +217,8 @@ class AdminOrderController(Controller):
         return await OrderReader(db_session, cache, settings).list_all(
             status=status,
             user_id=user_id,
-            created_from=created_from,
-            created_to=created_to,
+            created_from=parse_instant("created_from", created_from),
+            created_to=parse_instant("created_to", created_to),
             limit=limit,
             offset=offset,
         )

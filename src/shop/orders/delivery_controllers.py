@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop.accounts.security import CurrentUser, requires_staff
 from shop.errors import problem_responses
 from shop.orders import invoices, webhooks
+from shop.orders.controllers import OrderId
 from shop.orders.models import WebhookAttempt, WebhookEvent
 from shop.orders.webhooks import Outcome
 from shop.schemas import Page
@@ -92,7 +93,7 @@ def _delivery(event: WebhookEvent, attempts: list[WebhookAttempt]) -> Delivery:
     },
 )
 async def download_invoice(
-    request: Request[CurrentUser, Any, Any], db_session: AsyncSession, order_id: int
+    request: Request[CurrentUser, Any, Any], db_session: AsyncSession, order_id: OrderId
 ) -> Response[bytes]:
     """The invoice is made by a background job shortly after the order is placed; until then
     this answers 404 with a ``Retry-After`` header."""
