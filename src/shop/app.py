@@ -33,8 +33,8 @@ from shop.cache import Cache, create_cache
 from shop.catalog.controllers import routes as catalog_routes
 from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
-from shop.ops.docs import docs_routes
 from shop.ops.allow import AllowHeaderMiddleware
+from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
 from shop.ops.limits import LimitsMiddleware
 from shop.ops.metrics import metrics_config, metrics_endpoint
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 JWTAuthMiddleware,
                 exclude=["^/api/schema"],
                 exclude_from_auth_key="exclude_from_auth",
-            )
+            ),
         ],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),

@@ -108,7 +108,9 @@ def resources_of(context: procrastinate.JobContext) -> JobResources:
 
 
 @contextlib.asynccontextmanager
-async def open_worker_app(settings: Settings) -> AsyncIterator[tuple[procrastinate.App, JobResources]]:
+async def open_worker_app(
+    settings: Settings,
+) -> AsyncIterator[tuple[procrastinate.App, JobResources]]:
     """Open the queue connection and the task resources for a worker."""
     from shop.cache import create_cache
     from shop.db import create_engine, create_session_maker
@@ -146,7 +148,9 @@ async def open_worker_app(settings: Settings) -> AsyncIterator[tuple[procrastina
             await engine.dispose()
 
 
-async def run_worker(settings: Settings, *, concurrency: int = 4, install_signal_handlers: bool = True) -> None:
+async def run_worker(
+    settings: Settings, *, concurrency: int = 4, install_signal_handlers: bool = True
+) -> None:
     """Run a worker until it is told to stop (SIGINT/SIGTERM: it finishes its current jobs first)."""
     async with open_worker_app(settings) as (job_app, resources):
         await job_app.run_worker_async(

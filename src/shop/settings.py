@@ -80,7 +80,12 @@ def _delays(env: Mapping[str, str], name: str, default: str) -> tuple[float, ...
 
 def _database_url(raw: str) -> str:
     """Accept the usual ``postgresql://`` spelling and use the asyncpg driver."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
         if raw.startswith(prefix):
             return "postgresql+asyncpg://" + raw[len(prefix) :]
     raise ConfigError(f"DATABASE_URL: expected a postgresql:// URL, got {raw.split('://')[0]}://...")
@@ -228,9 +233,9 @@ class Settings:
         webhook_url = env.get("SHIPPED_WEBHOOK_URL", "").strip() or None
         if webhook_url and not webhook_url.startswith(("http://", "https://")):
             raise ConfigError(f"SHIPPED_WEBHOOK_URL: expected an http(s) URL, got {webhook_url!r}")
-        webhook_secret = env.get("WEBHOOK_SECRET", "") or hashlib.sha256(
-            b"shop-webhook:" + secret.encode()
-        ).hexdigest()
+        webhook_secret = (
+            env.get("WEBHOOK_SECRET", "") or hashlib.sha256(b"shop-webhook:" + secret.encode()).hexdigest()
+        )
         jobs = JobSettings(
             shipped_webhook_url=webhook_url,
             webhook_secret=webhook_secret,

@@ -31,7 +31,13 @@ def shop(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
 @pytest.fixture
 def cli_env(postgres_url: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"DATABASE_URL": postgres_url, "SECRET_KEY": "cli-test-secret-key-long-enough", "JSON_LOGS": "false"})
+    env.update(
+        {
+            "DATABASE_URL": postgres_url,
+            "SECRET_KEY": "cli-test-secret-key-long-enough",
+            "JSON_LOGS": "false",
+        }
+    )
     env.pop("MEMCACHED_URL", None)
     return env
 
@@ -59,7 +65,14 @@ async def test_users_create_makes_a_staff_user_non_interactively(cli_env, db):
 
 
 async def test_users_create_refuses_a_taken_email(cli_env):
-    args = ("users", "create", "--email", "dup@example.com", "--password", "Quite-Long-Passphrase-7")
+    args = (
+        "users",
+        "create",
+        "--email",
+        "dup@example.com",
+        "--password",
+        "Quite-Long-Passphrase-7",
+    )
     first = shop(*args, "--username", "first", env=cli_env)
     second = shop(*args, "--username", "second", env=cli_env)
 

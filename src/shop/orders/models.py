@@ -143,9 +143,7 @@ class InvoiceCounter(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
 
-    order_id: Mapped[int] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), primary_key=True
-    )
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -169,9 +167,7 @@ class WebhookEvent(Base):
     )
 
     __table_args__ = (
-        CheckConstraint(
-            "outcome IN ('pending','delivered','failed','skipped')", name="outcome_known"
-        ),
+        CheckConstraint("outcome IN ('pending','delivered','failed','skipped')", name="outcome_known"),
     )
 
 
