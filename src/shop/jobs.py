@@ -57,7 +57,10 @@ class ShopConnector(procrastinate.PsycopgConnector):
         self, connection: Any, query: Any, **arguments: Any
     ) -> list[dict[str, Any]]:
         if not isinstance(connection, AsyncSession | AsyncConnection):
-            return await super().execute_query_all_async_with_connection(connection, query, **arguments)
+            rows: list[dict[str, Any]] = await super().execute_query_all_async_with_connection(
+                connection, query, **arguments
+            )
+            return rows
         if query != pq_sql.queries["defer_jobs"]:
             raise pq_exceptions.ConnectorException("only deferring runs on a SQLAlchemy session")
         import json
@@ -85,7 +88,9 @@ app.add_tasks_from(order_tasks.bp, namespace="orders")
 app.add_tasks_from(accounts_tasks.bp, namespace="accounts")
 
 
-async def defer(session: AsyncSession, task: procrastinate.tasks.Task[Any, Any, Any], **kwargs: Any) -> int:
+async def defer(
+    session: AsyncSession, task: procrastinate.tasks.Task[Any, Any, Any], **kwargs: Any
+) -> int:
     """Enqueue ``task`` in the session's transaction: it commits or rolls back with it."""
     job_id: int = await task.configure(connection=session).defer_async(**kwargs)
     return job_id

@@ -88,7 +88,9 @@ def _database_url(raw: str) -> str:
     ):
         if raw.startswith(prefix):
             return "postgresql+asyncpg://" + raw[len(prefix) :]
-    raise ConfigError(f"DATABASE_URL: expected a postgresql:// URL, got {raw.split('://')[0]}://...")
+    raise ConfigError(
+        f"DATABASE_URL: expected a postgresql:// URL, got {raw.split('://')[0]}://..."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,9 @@ class Settings:
         generated = False
         if not secret:
             if not dev_mode:
-                raise ConfigError("SECRET_KEY: required (set a long random string; `shop dev` makes one up)")
+                raise ConfigError(
+                    "SECRET_KEY: required (set a long random string; `shop dev` makes one up)"
+                )
             secret = secrets.token_urlsafe(48)
             generated = True
         elif len(secret) < 16 and not dev_mode:
@@ -192,8 +196,12 @@ class Settings:
         raw_db = env.get("DATABASE_URL", "")
         if not raw_db:
             if not dev_mode:
-                raise ConfigError("DATABASE_URL: required, e.g. postgresql://user:pass@db:5432/shop")
-            raw_db = "postgresql://placeholder/shop"  # dev mode replaces it with the embedded server
+                raise ConfigError(
+                    "DATABASE_URL: required, e.g. postgresql://user:pass@db:5432/shop"
+                )
+            raw_db = (
+                "postgresql://placeholder/shop"  # dev mode replaces it with the embedded server
+            )
         database = DatabaseSettings(
             url=_database_url(raw_db),
             pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
@@ -226,7 +234,9 @@ class Settings:
         try:
             min_amount = Decimal(raw_min)
         except InvalidOperation:
-            raise ConfigError(f"MIN_ORDER_AMOUNT: expected a decimal like 1.00, got {raw_min!r}") from None
+            raise ConfigError(
+                f"MIN_ORDER_AMOUNT: expected a decimal like 1.00, got {raw_min!r}"
+            ) from None
         if not min_amount.is_finite() or min_amount < 0:
             raise ConfigError(f"MIN_ORDER_AMOUNT: must be a non-negative amount, got {raw_min!r}")
 
@@ -234,7 +244,8 @@ class Settings:
         if webhook_url and not webhook_url.startswith(("http://", "https://")):
             raise ConfigError(f"SHIPPED_WEBHOOK_URL: expected an http(s) URL, got {webhook_url!r}")
         webhook_secret = (
-            env.get("WEBHOOK_SECRET", "") or hashlib.sha256(b"shop-webhook:" + secret.encode()).hexdigest()
+            env.get("WEBHOOK_SECRET", "")
+            or hashlib.sha256(b"shop-webhook:" + secret.encode()).hexdigest()
         )
         jobs = JobSettings(
             shipped_webhook_url=webhook_url,

@@ -104,7 +104,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120
 
 
 def _run_dev(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEMCACHED_URL", "SECRET_KEY"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "MEMCACHED_URL", "SECRET_KEY"}
+    }
     env["SHOP_DEV_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "shop.cli", "dev", "--port", str(port)],

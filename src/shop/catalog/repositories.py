@@ -36,10 +36,9 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         descending = query.ordering.value.startswith("-")
         # id breaks ties in the same direction, so pages are stable and one
         # index (column, id) serves both directions.
-        if descending:
-            order = (column.desc(), Product.id.desc())
-        else:
-            order = (column.asc(), Product.id.asc())
+        order = (
+            (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
+        )
         statement = (
             select(Product, func.count().over().label("total"))
             .where(*conditions)

@@ -60,16 +60,18 @@ class EdgeMiddleware:
                 host = value
                 break
         hostname = host.decode("latin-1").lower()
-        if hostname.startswith("["):  # [::1]:8000
-            hostname = hostname.split("]", 1)[0] + "]"
-        else:
-            hostname = hostname.rsplit(":", 1)[0]
+        # "[::1]:8000" keeps its brackets; "example.com:8000" loses the port.
+        hostname = (
+            hostname.split("]", 1)[0] + "]"
+            if hostname.startswith("[")
+            else hostname.rsplit(":", 1)[0]
+        )
         return hostname in self.allowed_hosts or (
             bool(self.wildcards) and hostname.endswith(self.wildcards)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]  # lifespan too
             await self.app(scope, receive, send)
             return
         incoming = b""
@@ -79,7 +81,7 @@ class EdgeMiddleware:
                 break
         request_id = incoming.decode() if _SANE_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+        scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         csp = _DOCS_CSP if path.startswith(("/api/docs", "/api/redoc")) else _API_CSP
         extra = [

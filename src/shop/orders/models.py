@@ -80,7 +80,9 @@ class OrderItem(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"), index=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="RESTRICT"), index=True
+    )
     product_name: Mapped[str] = mapped_column(String(200))
     product_description: Mapped[str] = mapped_column(Text, default="", server_default="")
     product_category: Mapped[str] = mapped_column(String(32))
@@ -112,7 +114,9 @@ class OrderStatusChange(Base):
 
     __table_args__ = (
         CheckConstraint(f"to_status {_STATUS_CHECK}", name="to_status_known"),
-        CheckConstraint(f"from_status IS NULL OR from_status {_STATUS_CHECK}", name="from_status_known"),
+        CheckConstraint(
+            f"from_status IS NULL OR from_status {_STATUS_CHECK}", name="from_status_known"
+        ),
     )
 
 
@@ -121,7 +125,9 @@ class IdempotencyRecord(Base):
 
     __tablename__ = "idempotency_records"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int | None] = mapped_column(Integer)
@@ -143,7 +149,9 @@ class InvoiceCounter(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
 
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="RESTRICT"), primary_key=True
+    )
     number: Mapped[str] = mapped_column(String(32), unique=True)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -167,7 +175,9 @@ class WebhookEvent(Base):
     )
 
     __table_args__ = (
-        CheckConstraint("outcome IN ('pending','delivered','failed','skipped')", name="outcome_known"),
+        CheckConstraint(
+            "outcome IN ('pending','delivered','failed','skipped')", name="outcome_known"
+        ),
     )
 
 
