@@ -13,7 +13,7 @@ version moved does it need a second ``get``. A ``Lookup`` without a key means
 not store it.
 
 The cache is an optimisation, never a dependency. Every memcached call runs
-under a short timeout; a timeout, refused connection or protocol error counts
+under a short timeout (`_Deadline`); a timeout, refused connection or protocol error counts
 as a miss (reads) or is dropped (writes), is logged at most once per
 `_WARN_EVERY` seconds, and opens a short circuit so that while memcached is
 down requests do not each pay the timeout. After `_CIRCUIT_SECONDS` one call
@@ -71,6 +71,10 @@ logger = logging.getLogger("shop.cache")
 
 _WARN_EVERY = 30.0
 _CIRCUIT_SECONDS = 1.0
+_LATE = 0.005
+"""A deadline timer that fires this much past its time found the event loop busy."""
+_MAX_WAIT = 4
+"""However busy the event loop, a call gives up after this many timeouts in total."""
 _RETRY_EVERY = 0.25
 _FORGET_PENDING_AFTER = 600.0
 """A pending invalidation older than the longest TTL is moot: what it invalidates has expired."""
@@ -230,6 +234,66 @@ class _CancelSafePool(MemcachePool):
         super().release(conn)
 
 
+    async def acquire(self) -> Connection:
+        # aiomcache opens a new connection only when the pool is empty: with
+        # every connection busy it queues the caller behind them, so all the
+        # requests of a worker share one socket and wait for each other's
+        # round trips (the "slow memcached" of issue 8 under load). Grow up to
+        # maxsize instead, and only queue once that is reached.
+        if self._pool.empty() and self.size() < self._maxsize:
+            conn = await self._create_new_conn()
+            if conn is not None:
+                self._in_use.add(conn)
+                return conn
+        return await super().acquire()
+
+
+class _Deadline:
+    """``asyncio.timeout(timeout)`` that does not blame memcached for a busy event loop.
+
+    Under load the loop can be tens of milliseconds late: memcached's reply
+    sits unread in the socket while other requests run, and a plain timeout
+    would call it a failure, open the circuit and send every cached read to
+    PostgreSQL. So when the timer fires more than `_LATE` past its time, the
+    loop was busy, not necessarily memcached: the deadline moves to ``timeout``
+    from now, so the reply gets one attentive turn of the loop. Only a timer
+    that fires on time (memcached had ``timeout`` seconds of a listening loop
+    and said nothing) or the overall bound, ``_MAX_WAIT × timeout`` since the
+    call started, ends the call. That bound is the most a hung memcached adds
+    to a request before the circuit opens.
+    """
+
+    __slots__ = ("_cm", "_handle", "_limit", "_loop", "_timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._cm = asyncio.timeout(None)
+        self._handle: asyncio.TimerHandle | None = None
+        self._limit = 0.0
+
+    async def __aenter__(self) -> None:
+        await self._cm.__aenter__()
+        now = self._loop.time()
+        self._limit = now + self._timeout * _MAX_WAIT
+        self._handle = self._loop.call_at(now + self._timeout, self._fire)
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        return await self._cm.__aexit__(*exc_info)  # type: ignore[arg-type]
+
+    def _fire(self) -> None:
+        assert self._handle is not None
+        now = self._loop.time()
+        if now - self._handle.when() > _LATE and now < self._limit:
+            self._handle = self._loop.call_at(min(now + self._timeout, self._limit), self._fire)
+            return
+        self._handle = None
+        self._cm.reschedule(now)  # expires now: the call raises TimeoutError
+
+
 class _Client(aiomcache.Client):
     """aiomcache.Client with the pool above and two protocol fixes."""
 
@@ -337,7 +401,7 @@ class MemcachedCache:
             probing = self._probing
         self.stats.calls += 1
         try:
-            async with asyncio.timeout(self._timeout):
+            async with _Deadline(self._timeout):
                 result = await operation()
         except Exception as exc:  # the cache must never fail a request
             self._failed(exc, what)
@@ -517,7 +581,7 @@ class MemcachedCache:
         """Ask memcached itself, whatever the circuit says (for /health/ready)."""
         self.stats.calls += 1
         try:
-            async with asyncio.timeout(self._timeout):
+            async with _Deadline(self._timeout):
                 await self._client.version()
         except Exception as exc:
             self._failed(exc, "version")
