@@ -184,12 +184,6 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             item_ids=dict(zip(row.product_ids, row.item_ids, strict=True)),
         )
 
-    async def owner_of(self, order_id: int) -> int | None:
-        owner: int | None = await self.session.scalar(
-            select(Order.user_id).where(Order.id == order_id)
-        )
-        return owner
-
     async def lock(self, order_id: int) -> Order | None:
         """The order, locked FOR UPDATE until the transaction ends (status transitions)."""
         order: Order | None = await self.session.scalar(

@@ -6,6 +6,7 @@ safe retries in `idempotency.py`.
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -90,6 +91,28 @@ def encode_order(order: schemas.Order) -> bytes:
     return _encoder.encode(order)
 
 
+_OWNER = struct.Struct(">q")
+"""The owner's id, in front of the encoded order in its cache entry."""
+
+
+def _pack_entry(owner: int, body: bytes) -> bytes:
+    return _OWNER.pack(owner) + body
+
+
+def _unpack_entry(raw: bytes) -> tuple[int, bytes] | None:
+    """``(owner id, body)``; None for an entry too short to be one of ours (a miss)."""
+    if len(raw) <= _OWNER.size:
+        return None
+    (owner,) = _OWNER.unpack_from(raw)
+    return owner, raw[_OWNER.size :]
+
+
+def _check_reader(owner: int, user: CurrentUser) -> None:
+    """Owner or staff; anyone else gets the same 404 as for an order that does not exist."""
+    if owner != user.id and not user.is_staff:
+        raise OrderNotFound()
+
+
 def _as_utc(moment: datetime | None) -> datetime | None:
     """Query strings may carry naive date-times; they mean UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -108,24 +131,32 @@ class OrderReader:
     async def detail(self, order_id: int, user: CurrentUser) -> bytes:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
 
-        Ownership is checked against PostgreSQL before the cache is consulted,
-        so a cached order is never served to someone else. The version is read
-        before the database, so an entry filled from data older than a
-        concurrent change is stored under a version no one reads any more
-        (`Cache.lookup` reads the version first).
+        The cache entry carries the owner's id in front of the body
+        (`_pack_entry`), so the ownership check runs in memory, before any
+        cached byte is served, without a PostgreSQL round trip on a hit. An
+        order's owner never changes, and the entry is version-keyed like the
+        body, so the two cannot disagree. The version is read before the
+        database, so an entry filled from data older than a concurrent change
+        is stored under a version no one reads any more (`Cache.lookup` reads
+        the version first).
         """
         if not 1 <= order_id <= MAX_DB_ID:
             raise OrderNotFound()
-        owner = await self.orders.owner_of(order_id)
-        if owner is None or (owner != user.id and not user.is_staff):
-            raise OrderNotFound()
         found = await self.cache.lookup(ORDERS, str(order_id))
-        if found.value is not None:
-            return found.value
-        (order,) = await self.load([order_id])
+        if found.value is not None and (entry := _unpack_entry(found.value)) is not None:
+            owner, body = entry
+            _check_reader(owner, user)
+            return body
+        orders = await self.load([order_id])
+        if not orders:
+            raise OrderNotFound()
+        (order,) = orders
+        _check_reader(order.user, user)
         body = encode_order(order)
         if found.key is not None:
-            await self.cache.set(found.key, body, self.settings.cache.order_ttl)
+            await self.cache.set(
+                found.key, _pack_entry(order.user, body), self.settings.cache.order_ttl
+            )
         return body
 
     async def list_for_customer(
