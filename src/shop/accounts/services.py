@@ -31,8 +31,8 @@ from shop.accounts.security import (
     decode_token,
     encode_token,
     forget_user,
-    hash_password,
-    verify_password,
+    hash_password_off_loop,
+    verify_password_off_loop,
 )
 from shop.db import after_commit
 from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
@@ -180,7 +180,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user = User(
             email=email,
             username=username,
-            password_hash=hash_password(password),
+            password_hash=await hash_password_off_loop(password),
             phone=phone,
             address=address,
             is_staff=staff,
@@ -204,7 +204,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         password is still checked, so every failure takes about as long.
         """
         user = await self.repository.get_by_email(normalise_email(email))
-        valid, new_hash = verify_password(password, user.password_hash if user else None)
+        valid, new_hash = await verify_password_off_loop(
+            password, user.password_hash if user else None
+        )
         if user is None or not valid or not user.is_active:
             return None
         if new_hash is not None:
@@ -334,8 +336,23 @@ class AccountGuard:
         if seconds:
             raise TooManyRegistrations(headers={"Retry-After": str(seconds)}, retry_after=seconds)
 
-    async def retire_family(self, family_id: uuid.UUID, presented_jti: uuid.UUID) -> None:
-        """A refresh token did not rotate: find out why and act on it.
+    async def rotate_family(
+        self,
+        family_id: uuid.UUID,
+        *,
+        user_id: int,
+        presented_jti: uuid.UUID,
+        new_jti: uuid.UUID,
+        expires_at: datetime,
+    ) -> bool:
+        """Rotate in a short transaction of its own; on failure find out why and act on it.
+
+        Rotation cannot run in the request's transaction: when two requests
+        race with one token, the loser's UPDATE waits for the winner, re-checks
+        the row, matches nothing, and still keeps the row locked until its
+        transaction ends (PostgreSQL locks the newest row version before
+        re-checking). Revoking from a second connection would then wait for
+        that lock forever. Here the check and the revocation share the lock.
 
         Expired family → delete it (clean up on use). A retired token of a
         live family → someone holds a copy: revoke the family, so the newest
@@ -343,9 +360,17 @@ class AccountGuard:
         """
         async with self.session_maker.begin() as session:
             families = RefreshFamilyRepository(session=session)
+            if await families.rotate(
+                family_id,
+                user_id=user_id,
+                presented_jti=presented_jti,
+                new_jti=new_jti,
+                expires_at=expires_at,
+            ):
+                return True
             family = await families.get_for_update(family_id)
             if family is None:
-                return
+                return False
             if family.expires_at <= datetime.now(UTC):
                 await session.delete(family)
             elif family.revoked_at is None and family.current_jti != presented_jti:
@@ -353,6 +378,7 @@ class AccountGuard:
                     "refresh token reused; revoking family %s of user %s", family_id, family.user_id
                 )
                 await families.revoke(family_id)
+            return False
 
 
 class TokenService:
@@ -390,7 +416,7 @@ class TokenService:
         refresh, new_claims = encode_token(
             self.settings.tokens, user_id, "refresh", family=family_id, jti=new_jti
         )
-        rotated = await self.families.rotate(
+        rotated = await self.guard.rotate_family(
             family_id,
             user_id=user_id,
             presented_jti=jti,
@@ -398,7 +424,6 @@ class TokenService:
             expires_at=datetime.fromtimestamp(new_claims.exp, UTC),
         )
         if not rotated:
-            await self.guard.retire_family(family_id, jti)
             raise ReusedRefreshToken()
         access, _ = encode_token(self.settings.tokens, user_id, "access")
         return IssuedTokens(access=access, refresh=refresh)
