@@ -83,3 +83,13 @@ async def test_unknown_host_is_rejected(postgres_url, memcached):
     assert rejected.status_code == 400
     assert rejected.headers["content-type"] == "application/problem+json"
     assert allowed.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/", "/api/schema/", "/health/live"])
+async def test_head_answers_like_get_without_a_body(client, path):
+    get = await client.get(path)
+    head = await client.head(path)
+
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.content == b""

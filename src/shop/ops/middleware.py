@@ -92,6 +92,10 @@ class EdgeMiddleware:
 
         started = time.perf_counter()
         status = 500
+        # HEAD is GET without the body (RFC 9110): clients check pages with `curl -I`.
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -100,6 +104,8 @@ class EdgeMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 headers.extend(extra)
                 message["headers"] = headers
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
