@@ -150,9 +150,11 @@ class HttpSettings:
     max_body_bytes: int = 1_048_576
     metrics_token: str | None = None
     login_attempts: int = 5
+    login_attempts_per_address: int = 100
+    """Failed logins from one client address (any emails) before that address gets 429."""
     """Failed logins per email (and per client address x4) before 429."""
     login_window_seconds: int = 300
-    register_per_minute: int = 30
+    register_per_minute: int = 300
     json_logs: bool = True
     max_url_bytes: int = 8192
     """Path plus query string; longer → 414."""
@@ -264,8 +266,9 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
             metrics_token=env.get("METRICS_TOKEN") or None,
             login_attempts=_int(env, "LOGIN_ATTEMPTS", 5, minimum=1),
+            login_attempts_per_address=_int(env, "LOGIN_ATTEMPTS_PER_ADDRESS", 100, minimum=1),
             login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
-            register_per_minute=_int(env, "REGISTER_PER_MINUTE", 30, minimum=1),
+            register_per_minute=_int(env, "REGISTER_PER_MINUTE", 300, minimum=1),
             json_logs=_bool(env, "JSON_LOGS", not (debug or dev_mode)),
             max_url_bytes=_int(env, "HTTP_MAX_URL_BYTES", 8192, minimum=256),
             max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 16_384, minimum=1024),

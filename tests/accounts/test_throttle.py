@@ -15,7 +15,7 @@ from tests.conftest import make_settings, memcached_url
 from tests.support.asgi import serve_in_process
 from tests.support.factories import PASSWORD, make_user
 
-ATTEMPTS = 3  # per email; a client address gets 4x as many
+ATTEMPTS = 3  # per email; a client address gets 4x as many (set below)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def throttled_app(postgres_url: str, memcached: object) -> Litestar:
         postgres_url,
         memcached_url(memcached),  # type: ignore[arg-type]
         LOGIN_ATTEMPTS=str(ATTEMPTS),
+        LOGIN_ATTEMPTS_PER_ADDRESS=str(4 * ATTEMPTS),
         LOGIN_WINDOW_SECONDS="600",
     )
     return create_app(settings)

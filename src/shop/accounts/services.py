@@ -59,7 +59,6 @@ __all__ = [
 
 logger = logging.getLogger("shop.accounts")
 
-IP_LIMIT_FACTOR = 4
 """A client address may fail this many times more than one email: an office shares an address."""
 
 # Django's EmailValidator: ASCII dot-atom local part; an IDN domain is checked IDNA-encoded.
@@ -296,6 +295,7 @@ class AccountGuard:
     def __init__(self, session_maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.session_maker = session_maker
         self.limit = settings.http.login_attempts
+        self.address_limit = settings.http.login_attempts_per_address
         self.window = settings.http.login_window_seconds
         self.register_limit = settings.http.register_per_minute
 
@@ -315,9 +315,7 @@ class AccountGuard:
         async with self.session_maker.begin() as session:
             throttle = ThrottleRepository(session)
             await throttle.count(email_key, limit=self.limit, window_seconds=self.window)
-            await throttle.count(
-                ip_key, limit=self.limit * IP_LIMIT_FACTOR, window_seconds=self.window
-            )
+            await throttle.count(ip_key, limit=self.address_limit, window_seconds=self.window)
 
     @staticmethod
     async def login_succeeded(session: AsyncSession, email: str) -> None:
