@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,23 +54,51 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _is_local(url: URL) -> bool:
+    """True when every host of the URL is loopback or a unix socket directory."""
+    hosts: list[str] = [url.host] if url.host else []
+    query_host = url.query.get("host")
+    hosts += [query_host] if isinstance(query_host, str) else list(query_host or ())
+    if not hosts:
+        return True  # libpq's default: the local unix socket
+    return all(h in _LOCAL_HOSTS or h.startswith(("/", "127.")) for h in hosts)
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """The async engine; the pool is sized by ``DB_POOL_SIZE`` / ``DB_MAX_OVERFLOW``.
+
+    Keep the pool at least as large as the requests one process serves at
+    once: overflow connections are opened and closed again per burst, and
+    each new connection costs a TCP (and TLS) handshake and authentication.
+
+    asyncpg's default ``sslmode=prefer`` asks for TLS on every new connection.
+    To a loopback address or a unix socket that buys nothing and costs a
+    round trip and an SSL context per connection, so it is off there unless
+    the URL asks for it (``?ssl=...`` / ``?sslmode=...``).
+    """
+    url = make_url(settings.url)
+    connect_args: dict[str, Any] = {
+        "timeout": settings.connect_timeout,
+        "command_timeout": settings.statement_timeout_ms / 1000 + 5,
+        "server_settings": {
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "lock_timeout": str(settings.statement_timeout_ms),
+            "application_name": "shop",
+        },
+    }
+    if "ssl" not in url.query and "sslmode" not in url.query and _is_local(url):
+        connect_args["ssl"] = False
     return create_async_engine(
-        settings.url,
+        url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={
-            "timeout": settings.connect_timeout,
-            "command_timeout": settings.statement_timeout_ms / 1000 + 5,
-            "server_settings": {
-                "statement_timeout": str(settings.statement_timeout_ms),
-                "lock_timeout": str(settings.statement_timeout_ms),
-                "application_name": "shop",
-            },
-        },
+        connect_args=connect_args,
     )
 
 

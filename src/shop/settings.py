@@ -97,8 +97,10 @@ def _database_url(raw: str) -> str:
 class DatabaseSettings:
     url: str
     """SQLAlchemy URL with the asyncpg driver."""
-    pool_size: int = 10
-    max_overflow: int = 10
+    pool_size: int = 20
+    """Connections kept open per process: at least the requests one process serves at once."""
+    max_overflow: int = 5
+    """Extra connections for a burst; opened and closed again, so keep this small."""
     pool_timeout: float = 5.0
     """Seconds a request waits for a pooled connection before it gets a 503."""
     connect_timeout: float = 5.0
@@ -206,8 +208,8 @@ class Settings:
             )
         database = DatabaseSettings(
             url=_database_url(raw_db),
-            pool_size=_int(env, "DB_POOL_SIZE", 10, minimum=1),
-            max_overflow=_int(env, "DB_MAX_OVERFLOW", 10),
+            pool_size=_int(env, "DB_POOL_SIZE", 20, minimum=1),
+            max_overflow=_int(env, "DB_MAX_OVERFLOW", 5),
             pool_timeout=_float(env, "DB_POOL_TIMEOUT", 5.0),
             connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=100),
