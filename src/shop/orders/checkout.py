@@ -14,14 +14,19 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop import jobs
+import shop.jobs  # noqa: F401  registers generate_invoice under its namespaced name
 from shop.accounts.security import CurrentUser
 from shop.cache import PRODUCTS, Cache
 from shop.db import after_commit
 from shop.errors import InvalidInput
 from shop.orders import schemas
 from shop.orders.models import OrderStatus
-from shop.orders.repositories import ClaimedProduct, OrderRepository, StockRepository
+from shop.orders.repositories import (
+    ClaimedProduct,
+    JobToDefer,
+    OrderRepository,
+    StockRepository,
+)
 from shop.orders.services import (
     InsufficientStock,
     OrderBelowMinimum,
@@ -49,7 +54,18 @@ class Checkout:
 
     async def place(self, user: CurrentUser, data: schemas.OrderCreate) -> schemas.Order:
         lines = self._validated_lines(data)
-        claimed = {p.id: p for p in await self.stock.claim(lines)}
+        # One round trip: claim every line's stock and, only if all were
+        # claimed and the total is within bounds, insert the order and its
+        # invoice job. The job commits or rolls back with the order: no order
+        # without its invoice, no invoice for an order that never existed.
+        placed = await self.orders.place(
+            user.id,
+            [(line.product_id, line.quantity) for line in data.items],
+            min_total=self.settings.min_order_amount,
+            max_total=MAX_TOTAL,
+            job=_invoice_job(),
+        )
+        claimed = {p.id: p for p in placed.claimed}
         if len(claimed) < len(lines):
             await self._explain_failure(data, lines, claimed)
 
@@ -64,11 +80,9 @@ class Checkout:
                 minimum=money(self.settings.min_order_amount),
                 total=money(total),
             )
-
-        inserted = await self.orders.insert_checkout(user.id, total, bought)
-        # The invoice job commits or rolls back with the order: no order
-        # without its invoice, no invoice for an order that never existed.
-        await jobs.defer(self.session, generate_invoice, order_id=inserted.id)
+        inserted = placed.order
+        if inserted is None:  # every check above passed, so the statement inserted
+            raise RuntimeError("checkout claimed every line but inserted no order")
         after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
 
         return schemas.Order(
@@ -163,6 +177,20 @@ class Checkout:
         raise InsufficientStock(
             f"Not enough stock: {names}. Nothing was ordered.", shortages=shortages
         )
+
+
+def _invoice_job() -> JobToDefer:
+    """The invoice job as Procrastinate would defer it (queue, name, retry lock...)."""
+    job = generate_invoice.configure().job
+    return JobToDefer(
+        queue_name=job.queue,
+        task_name=job.task_name,
+        priority=job.priority,
+        lock=job.lock,
+        queueing_lock=job.queueing_lock,
+        args=dict(job.task_kwargs),
+        scheduled_at=job.scheduled_at,
+    )
 
 
 def _item(item_id: int, product: ClaimedProduct, quantity: int) -> schemas.OrderItem:

@@ -1,13 +1,17 @@
 """Queries of the orders domain: stock claims, order inserts, loads, row locks, idempotency records.
 
-The checkout path is written as a few set-based statements (arrays in, rows
-out) because it is the hot path: one round trip claims the stock of every
-line, one inserts the order with its items and first history row.
+The checkout path is one set-based statement (arrays in, rows out) because it
+is the hot path, and on a popular product the row lock it takes is held until
+COMMIT: one round trip claims the stock of every line and, only when every
+line was claimed and the total is within bounds, inserts the order, its items,
+its first history row and its invoice job (`_PLACE_ORDER`). BEGIN, that
+statement and COMMIT are the whole transaction of a successful order.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +29,9 @@ __all__ = [
     "ClaimedProduct",
     "IdempotencyRepository",
     "InsertedOrder",
+    "JobToDefer",
     "OrderRepository",
+    "PlacedOrder",
     "StockRepository",
 ]
 
@@ -59,25 +65,6 @@ class InsertedOrder:
 # any order wait for each other instead of deadlocking. FOR NO KEY UPDATE is
 # the lock the UPDATE would take anyway; it leaves foreign-key checks
 # (order_items -> products) of other transactions unblocked.
-_CLAIM_STOCK = text(
-    """
-    WITH wanted AS (
-        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:quantities AS integer[]))
-            AS w(product_id, quantity)
-    ), locked AS MATERIALIZED (
-        SELECT p.id FROM products p
-        WHERE p.id = ANY(CAST(:ids AS bigint[]))
-        ORDER BY p.id
-        FOR NO KEY UPDATE
-    )
-    UPDATE products p
-    SET stock = p.stock - w.quantity
-    FROM wanted w, locked l
-    WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity AND NOT p.archived
-    RETURNING p.id, p.name, p.description, p.category, p.price, p.stock, p.created_at, p.updated_at
-    """
-)
-
 _RESTORE_STOCK = text(
     """
     WITH returned AS (
@@ -95,35 +82,93 @@ _RESTORE_STOCK = text(
     """
 )
 
-_INSERT_ORDER = text(
+# Claim, insert and enqueue in one statement. `claimed` is what the conditional
+# decrement (stock >= quantity, not archived) took, on rows locked first in
+# ascending id order.
+# The order (with items in the client's order, its first history row and the
+# invoice job, through Procrastinate's own procrastinate_defer_jobs_v1) is
+# inserted only when every line was claimed and the total fits; otherwise the
+# statement changes stock only, and the caller explains the failure and rolls
+# back. The job CTE is MATERIALIZED and referenced, so it runs exactly once per
+# inserted order. bench/checkout_*.sql run the same statement: keep in sync.
+_PLACE_ORDER = text(
     """
-    WITH o AS (
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:quantities AS integer[]))
+            WITH ORDINALITY AS w(product_id, quantity, n)
+    ), locked AS MATERIALIZED (
+        SELECT p.id FROM products p
+        WHERE p.id = ANY(CAST(:ids AS bigint[]))
+        ORDER BY p.id
+        FOR NO KEY UPDATE
+    ), claimed AS (
+        UPDATE products p
+        SET stock = p.stock - w.quantity
+        FROM wanted w, locked l
+        WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity AND NOT p.archived
+        RETURNING p.id, p.name, p.description, p.category, p.price, p.stock, p.created_at,
+                  p.updated_at, w.quantity, w.n
+    ), basket AS (
+        SELECT count(*) AS lines, sum(c.price * c.quantity) AS total FROM claimed c
+    ), o AS (
         INSERT INTO orders (user_id, status, total_price)
-        VALUES (:user_id, 'pending', :total)
+        SELECT :user_id, 'pending', b.total FROM basket b
+        WHERE b.lines = cardinality(CAST(:ids AS bigint[]))
+          AND b.total BETWEEN :min_total AND :max_total
         RETURNING id, created_at, updated_at
     ), i AS (
         INSERT INTO order_items (
             order_id, product_id, product_name, product_description, product_category,
             price_at_purchase, quantity
         )
-        SELECT o.id, x.product_id, x.name, x.description, x.category, x.price, x.quantity
-        FROM o, unnest(
-            CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:descriptions AS text[]),
-            CAST(:categories AS text[]), CAST(:prices AS numeric[]), CAST(:quantities AS integer[])
-        ) WITH ORDINALITY AS x(product_id, name, description, category, price, quantity, n)
-        ORDER BY x.n
+        SELECT o.id, c.id, c.name, c.description, c.category, c.price, c.quantity
+        FROM o, claimed c
+        ORDER BY c.n
         RETURNING id, product_id
     ), h AS (
         INSERT INTO order_status_changes (order_id, from_status, to_status, actor_id)
         SELECT o.id, NULL, 'pending', :user_id FROM o
         RETURNING at
+    ), j AS MATERIALIZED (
+        SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+            :queue_name, :task_name, :priority, :lock, :queueing_lock,
+            CAST(:job_args AS jsonb) || jsonb_build_object('order_id', o.id), :scheduled_at
+        )::procrastinate_job_to_defer_v1]) AS job_ids
+        FROM o
     )
-    SELECT o.id, o.created_at, o.updated_at, h.at AS history_at,
-           array_agg(i.id) AS item_ids, array_agg(i.product_id) AS product_ids
-    FROM o, h, i
-    GROUP BY o.id, o.created_at, o.updated_at, h.at
+    SELECT c.id, c.name, c.description, c.category, c.price, c.stock, c.created_at,
+           c.updated_at, o.id AS order_id, o.created_at AS order_created_at,
+           o.updated_at AS order_updated_at, h.at AS history_at, i.id AS item_id, j.job_ids
+    FROM claimed c
+    LEFT JOIN o ON true
+    LEFT JOIN h ON true
+    LEFT JOIN j ON true
+    LEFT JOIN i ON i.product_id = c.id
+    ORDER BY c.n
     """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """What `OrderRepository.place` did: the products it claimed and, if all were, the order."""
+
+    claimed: list[ClaimedProduct]
+    order: InsertedOrder | None
+    """None when some line could not be claimed or the total was out of bounds."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobToDefer:
+    """The fields of ``procrastinate_job_to_defer_v1`` that do not depend on the order."""
+
+    queue_name: str
+    task_name: str
+    priority: int
+    lock: str | None
+    queueing_lock: str | None
+    args: dict[str, Any]
+    scheduled_at: datetime | None
 
 
 class StockRepository:
@@ -131,18 +176,6 @@ class StockRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def claim(self, quantities: dict[int, int]) -> list[ClaimedProduct]:
-        """Take ``quantity`` units of every product that has them; returns the products that did.
-
-        A product missing from the result is unknown, archived or short; the
-        caller must then roll back, since the others were decremented.
-        """
-        ids = sorted(quantities)
-        result = await self.session.execute(
-            _CLAIM_STOCK, {"ids": ids, "quantities": [quantities[i] for i in ids]}
-        )
-        return [ClaimedProduct(*row) for row in result.all()]
 
     async def describe(self, ids: Sequence[int]) -> list[Row[int, str, int, bool]]:
         """``(id, name, stock, archived)`` of the given products that exist."""
@@ -161,28 +194,48 @@ class StockRepository:
 class OrderRepository(SQLAlchemyAsyncRepository[Order]):
     model_type = Order
 
-    async def insert_checkout(
-        self, user_id: int, total: Decimal, items: Sequence[tuple[ClaimedProduct, int]]
-    ) -> InsertedOrder:
-        """Insert a pending order, its items (in the given order) and its first history row."""
+    async def place(
+        self,
+        user_id: int,
+        lines: Sequence[tuple[int, int]],
+        *,
+        min_total: Decimal,
+        max_total: Decimal,
+        job: JobToDefer,
+    ) -> PlacedOrder:
+        """Claim stock for ``(product id, quantity)`` lines and, if every line was claimed
+        and the total is within bounds, insert the order and enqueue ``job`` for it.
+
+        Stock of the claimed lines is decremented either way: when no order
+        comes back the caller must raise, so the transaction rolls back.
+        """
         params: dict[str, Any] = {
             "user_id": user_id,
-            "total": total,
-            "ids": [p.id for p, _ in items],
-            "names": [p.name for p, _ in items],
-            "descriptions": [p.description for p, _ in items],
-            "categories": [p.category for p, _ in items],
-            "prices": [p.price for p, _ in items],
-            "quantities": [q for _, q in items],
+            "ids": [product_id for product_id, _ in lines],
+            "quantities": [quantity for _, quantity in lines],
+            "min_total": min_total,
+            "max_total": max_total,
+            "queue_name": job.queue_name,
+            "task_name": job.task_name,
+            "priority": job.priority,
+            "lock": job.lock,
+            "queueing_lock": job.queueing_lock,
+            "job_args": json.dumps(job.args),
+            "scheduled_at": job.scheduled_at,
         }
-        row = (await self.session.execute(_INSERT_ORDER, params)).one()
-        return InsertedOrder(
-            id=row.id,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            history_at=row.history_at,
-            item_ids=dict(zip(row.product_ids, row.item_ids, strict=True)),
+        rows = (await self.session.execute(_PLACE_ORDER, params)).all()
+        claimed = [ClaimedProduct(*row[:8]) for row in rows]
+        first = rows[0] if rows else None
+        if first is None or first.order_id is None:
+            return PlacedOrder(claimed, None)
+        order = InsertedOrder(
+            id=first.order_id,
+            created_at=first.order_created_at,
+            updated_at=first.order_updated_at,
+            history_at=first.history_at,
+            item_ids={row.id: row.item_id for row in rows},
         )
+        return PlacedOrder(claimed, order)
 
     async def lock(self, order_id: int) -> Order | None:
         """The order, locked FOR UPDATE until the transaction ends (status transitions)."""
