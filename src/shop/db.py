@@ -17,6 +17,7 @@ happened; that is why the session lifecycle lives here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["Base", "after_commit", "create_engine", "provide_session", "run_after_commit"]
 
 _AFTER_COMMIT = "shop.after_commit"
+
+logger = logging.getLogger("shop.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -118,15 +121,45 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
-    """Litestar dependency: one session and one transaction per request."""
+    """Litestar dependency: one session and one transaction per request.
+
+    A request cancelled mid-query (the server shutting down, a sibling task of
+    Litestar's dependency cleanup failing) leaves asyncpg waiting for that
+    query's reply: the next command on the connection fails with "another
+    operation is in progress", and under anyio's cancel scopes an awaited
+    rollback is itself cancelled. So a cancelled request, or one whose commit
+    or rollback failed, does not talk to the connection again: `_discard`
+    closes it without a round trip (PostgreSQL rolls the transaction back when
+    the socket closes) and the pool never hands it out again.
+    """
     session_maker: async_sessionmaker[AsyncSession] = state.session_maker
     async with session_maker() as session:
         try:
             yield session
-        except BaseException:
+        except Exception:
             session.info.pop(_AFTER_COMMIT, None)
-            await session.rollback()
+            try:
+                await session.rollback()
+            except BaseException as exc:
+                _discard(session, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                # else: the handler's error is the one to report
+            raise
+        except BaseException as exc:
+            session.info.pop(_AFTER_COMMIT, None)
+            _discard(session, exc)
             raise
         else:
-            await session.commit()
+            try:
+                await session.commit()
+            except BaseException as exc:
+                _discard(session, exc)
+                raise
             await run_after_commit(session)
+
+
+def _discard(session: AsyncSession, reason: BaseException) -> None:
+    """Invalidate the session's connections synchronously: no await, so nothing can interrupt it."""
+    logger.info("discarding the connection of a failed transaction (%s)", type(reason).__name__)
+    session.sync_session.invalidate()
