@@ -151,11 +151,15 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
             _discard(session, exc)
             raise
         else:
-            try:
-                await session.commit()
-            except BaseException as exc:
-                _discard(session, exc)
-                raise
+            # A request that never touched the database (a cache hit) has no
+            # transaction: committing would only cost a greenlet round of
+            # SQLAlchemy bookkeeping (about 4 % of a cached read).
+            if session.in_transaction():
+                try:
+                    await session.commit()
+                except BaseException as exc:
+                    _discard(session, exc)
+                    raise
             await run_after_commit(session)
 
 
