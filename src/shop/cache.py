@@ -38,12 +38,13 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote
 
 import aiomcache
 from aiomcache import constants as mc_const
+from aiomcache.client import acquire
 from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection, MemcachePool
 
@@ -301,6 +302,12 @@ class _Client(aiomcache.Client):
         super().__init__(host, port, pool_size=pool_size, pool_minsize=1)
         self._pool = _CancelSafePool(host, port, minsize=1, maxsize=pool_size)
 
+    @acquire
+    async def get_values(self, conn: Connection, *keys: bytes) -> dict[bytes, bytes]:
+        """One ``get`` (without CAS, unlike aiomcache's multi_get) of several keys."""
+        values, _ = await self._multi_get(conn, *keys, with_cas=False)
+        return values  # type: ignore[return-value]
+
     async def _execute_simple_command(self, conn: Connection, raw_command: bytes) -> bytes:
         # aiomcache loops on readline() until a line ends with CRLF; at EOF
         # readline() returns b"" without yielding, so a memcached that dies
@@ -320,6 +327,16 @@ class _Client(aiomcache.Client):
         if not resp.isdigit():
             raise ClientException(f"memcached {command.decode()} failed", resp)
         return int(resp)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Keys wanted by the callers of one event-loop turn, and the callers waiting."""
+
+    keys: dict[str, None]
+    waiters: list[asyncio.Future[tuple[bool, dict[str, bytes | None]]]] = field(
+        default_factory=list
+    )
 
 
 class MemcachedCache:
@@ -346,6 +363,7 @@ class MemcachedCache:
         self._pending_bumps: dict[str, float] = {}
         self._pending_deletes: dict[str, float] = {}
         self._retry_task: asyncio.Task[None] | None = None
+        self._batch: _Batch | None = None
         self.stats = CacheStats()
 
     # -- health and the circuit -------------------------------------------------
@@ -412,24 +430,61 @@ class MemcachedCache:
         self._succeeded()
         return True, result
 
+    # -- reads, shared per event-loop turn ---------------------------------------------
+
+    async def _fetch(self, *keys: str) -> tuple[bool, dict[str, bytes | None]]:
+        """``(ok, {key: value})`` from one ``get`` shared with concurrent callers.
+
+        Every request reads memcached once or twice (the caller's snapshot,
+        then the entry), and under load a worker has a dozen requests doing so
+        at the same moment; each round trip costs a syscall, a reply parse and
+        a wake-up. The first caller becomes the batch's leader: it lets the
+        event loop run one turn, so the other requests of that turn add their
+        keys, then sends a single multi-key ``get`` for all of them and hands
+        each follower the same answer. Timeouts, circuit and errors apply to
+        the batch as to one call. A follower that is cancelled just stops
+        waiting; if the leader is cancelled, its followers get a miss.
+        """
+        batch = self._batch
+        if batch is not None:
+            batch.keys.update(dict.fromkeys(keys))
+            waiter: asyncio.Future[tuple[bool, dict[str, bytes | None]]]
+            waiter = asyncio.get_running_loop().create_future()
+            batch.waiters.append(waiter)
+            return await waiter
+        batch = self._batch = _Batch(dict.fromkeys(keys))
+        answer: tuple[bool, dict[str, bytes | None]] = (False, {})
+        try:
+            try:
+                await asyncio.sleep(0)  # the other requests of this turn join the batch
+            finally:
+                self._batch = None  # whoever comes next starts a new batch
+            unique = list(batch.keys)  # aiomcache refuses duplicate keys
+            ok, values = await self._call(
+                "get", lambda: self._client.get_values(*(k.encode() for k in unique))
+            )
+            if ok and values is not None:
+                answer = (True, {k: values.get(k.encode()) for k in unique})
+        finally:
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(answer)
+        return answer
+
     # -- plain keys ----------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = None
         if key not in self._pending_deletes or await self._flush_pending():
-            _, value = await self._call("get", lambda: self._client.get(key.encode()))
+            _, found = await self._fetch(key)
+            value = found.get(key)
         self._count(value)
         return value
 
     async def get_many(self, *keys: str) -> list[bytes | None]:
-        unique = list(dict.fromkeys(keys))  # aiomcache refuses duplicate keys
         found: dict[str, bytes | None] = {}
-        if unique and (not self._pending_deletes or await self._flush_pending()):
-            ok, values = await self._call(
-                "get_many", lambda: self._client.multi_get(*(k.encode() for k in unique))
-            )
-            if ok and values is not None:
-                found = dict(zip(unique, values, strict=True))
+        if keys and (not self._pending_deletes or await self._flush_pending()):
+            _, found = await self._fetch(*keys)
         result = [found.get(key) for key in keys]
         for value in result:
             self._count(value)
@@ -502,14 +557,12 @@ class MemcachedCache:
             # last. The counter is read in the same command, so a hit is as
             # fresh as a separate version read would have made it.
             key = make_key(namespace, last, suffix)
-            ok, values = await self._call(
-                "get_many",
-                lambda: self._client.multi_get(_version_key(namespace).encode(), key.encode()),
-            )
-            if not ok or values is None:
+            version_key = _version_key(namespace)
+            ok, found = await self._fetch(version_key, key)
+            if not ok:
                 self.stats.misses += 1
                 return Lookup(None, None)
-            raw_version, value = values
+            raw_version, value = found.get(version_key), found.get(key)
             if raw_version is not None and raw_version == str(last).encode():
                 self._count(value)
                 return Lookup(key, value)
