@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
@@ -41,7 +43,11 @@ CACHE_CONTROL = "private, no-cache"
 """Clients may keep a copy but must revalidate it (cheap: a 304); products need a token."""
 
 
-def _service(db_session: AsyncSession, cache: Cache, settings: Settings) -> ProductService:
+def provide_products(db_session: AsyncSession, state: State) -> ProductService:
+    """One dependency per handler: Litestar resolves several same-level dependencies
+    in an anyio task group per request, which cost a cached read about 15% (bench S1/S2)."""
+    cache: Cache = state.cache
+    settings: Settings = state.settings
     return ProductService(db_session, cache, settings.cache.products_ttl)
 
 
@@ -60,6 +66,7 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
 class ProductController(Controller):
     path = "/api/products"
     tags = ["products"]
+    dependencies = {"products": Provide(provide_products, sync_to_thread=False)}
 
     @get(
         "/",
@@ -68,9 +75,7 @@ class ProductController(Controller):
     )
     async def list_products(
         self,
-        db_session: AsyncSession,
-        cache: Cache,
-        settings: Settings,
+        products: ProductService,
         if_none_match: IfNoneMatch = None,
         category: Annotated[
             schemas.Category | None, Parameter(description="Only this category")
@@ -114,7 +119,7 @@ class ProductController(Controller):
             limit=limit,
             offset=offset,
         )
-        encoded = await _service(db_session, cache, settings).list_encoded(query)
+        encoded = await products.list_encoded(query)
         return _conditional(encoded, if_none_match)
 
     @get(
@@ -124,14 +129,12 @@ class ProductController(Controller):
     )
     async def get_product(
         self,
-        db_session: AsyncSession,
-        cache: Cache,
-        settings: Settings,
+        products: ProductService,
         product_id: int,
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await _service(db_session, cache, settings).detail_encoded(product_id)
+        encoded = await products.detail_encoded(product_id)
         return _conditional(encoded, if_none_match)
 
     @post(
@@ -142,12 +145,10 @@ class ProductController(Controller):
     )
     async def create_product(
         self,
-        db_session: AsyncSession,
-        cache: Cache,
-        settings: Settings,
+        products: ProductService,
         data: schemas.ProductCreate,
     ) -> schemas.Product:
-        product = await _service(db_session, cache, settings).create(data)
+        product = await products.create(data)
         return to_schema(product)
 
     @patch(
@@ -158,13 +159,11 @@ class ProductController(Controller):
     )
     async def update_product(
         self,
-        db_session: AsyncSession,
-        cache: Cache,
-        settings: Settings,
+        products: ProductService,
         product_id: int,
         data: schemas.ProductUpdate,
     ) -> schemas.Product:
-        product = await _service(db_session, cache, settings).update(product_id, data)
+        product = await products.update(product_id, data)
         return to_schema(product)
 
     @put(
@@ -175,13 +174,11 @@ class ProductController(Controller):
     )
     async def replace_product(
         self,
-        db_session: AsyncSession,
-        cache: Cache,
-        settings: Settings,
+        products: ProductService,
         product_id: int,
         data: schemas.ProductCreate,
     ) -> schemas.Product:
-        product = await _service(db_session, cache, settings).replace(product_id, data)
+        product = await products.replace(product_id, data)
         return to_schema(product)
 
     @delete(
@@ -190,11 +187,9 @@ class ProductController(Controller):
         guards=[requires_staff],
         responses=problem_responses(401, 403, 404),
     )
-    async def delete_product(
-        self, db_session: AsyncSession, cache: Cache, settings: Settings, product_id: int
-    ) -> None:
+    async def delete_product(self, products: ProductService, product_id: int) -> None:
         """The product leaves the catalogue (404 from now on); orders keep its name and price."""
-        await _service(db_session, cache, settings).archive(product_id)
+        await products.archive(product_id)
 
 
 routes: list[Any] = [ProductController]
