@@ -13,6 +13,7 @@ that got a 2xx never reads the old value afterwards, from any API instance.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -80,7 +81,11 @@ class ProductService:
         self.session = session
         self.cache = cache
         self.ttl = ttl
-        self.products = ProductRepository(session=session, auto_refresh=False)
+
+    @functools.cached_property
+    def products(self) -> ProductRepository:
+        # Built on first use: a cache hit never needs it.
+        return ProductRepository(session=self.session, auto_refresh=False)
 
     # -- reads, through the cache ----------------------------------------------------
 

@@ -6,6 +6,7 @@ safe retries in `idempotency.py`.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
@@ -124,9 +125,14 @@ class OrderReader:
     """Orders as clients see them: the detail (cached per order) and paginated lists."""
 
     def __init__(self, session: AsyncSession, cache: Cache, settings: Settings) -> None:
-        self.orders = OrderRepository(session=session)
+        self.session = session
         self.cache = cache
         self.settings = settings
+
+    @functools.cached_property
+    def orders(self) -> OrderRepository:
+        # Built on first use: a cache hit never needs it.
+        return OrderRepository(session=self.session)
 
     async def detail(self, order_id: int, user: CurrentUser) -> bytes:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
