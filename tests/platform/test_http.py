@@ -93,3 +93,16 @@ async def test_head_answers_like_get_without_a_body(client, path):
     assert head.status_code == get.status_code == 200
     assert head.headers["content-type"] == get.headers["content-type"]
     assert head.content == b""
+
+
+async def test_ipv6_loopback_is_allowed_with_the_default_hosts(postgres_url, memcached):
+    settings = make_settings(
+        postgres_url, memcached_url(memcached), ALLOWED_HOSTS="localhost,127.0.0.1"
+    )
+    app = create_app(settings)
+    async with serve_in_process(app, base_url="http://[::1]:8000") as client:
+        loopback = await client.get("/health/live")
+        other = await client.get("/health/live", headers={"Host": "[2001:db8::1]:8000"})
+
+    assert loopback.status_code == 200
+    assert other.status_code == 400

@@ -49,6 +49,9 @@ class EdgeMiddleware:
         self.app = app
         self.allow_any_host = "*" in allowed_hosts
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        if self.allowed_hosts & {"localhost", "127.0.0.1"}:
+            # The IPv6 loopback is the same machine; clients resolving localhost to ::1 send it.
+            self.allowed_hosts.add("[::1]")
         self.wildcards = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
 
     def _host_allowed(self, scope: Scope) -> bool:
