@@ -210,7 +210,7 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
                     field = message.rsplit("at `$.", 1)[1].rstrip("`")
                 entry = {"field": field or None, "message": message}
                 if source:
-                    entry["source"] = str(source)
+                    entry["source"] = str(getattr(source, "value", source))
                 errors.append(entry)
     elif isinstance(extra, dict):
         errors.extend({"field": str(k), "message": str(v)} for k, v in extra.items())
@@ -286,9 +286,32 @@ def _handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    orig = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        if sqlstate := str(getattr(candidate, "sqlstate", "") or ""):
+            return sqlstate
+    return ""
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, OSError | ConnectionError | PoolTimeoutError):
         return _handle_database_error(request, exc)
+    # advanced-alchemy re-raises SQLAlchemy errors as its own exceptions; judge the original.
+    cause: BaseException | None = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, DBAPIError):
+            return _handle_database_error(request, cause)
+        cause = cause.__cause__
+    if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith("23"):
+        # A constraint the database enforces (unique, check, foreign key) refused a
+        # concurrent change that the service's own checks let through.
+        logger.info("constraint refused a change: %s", str(exc.orig)[:200])
+        return problem_response(
+            409,
+            "The change conflicts with the current state; reload and retry.",
+            instance=request.url.path,
+        )
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 
