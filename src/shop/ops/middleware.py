@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -96,9 +96,9 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status = 500
         # HEAD is GET without the body (RFC 9110): clients check pages with `curl -I`.
-        head = scope["method"] == "HEAD"
+        head = scope.get("method") == "HEAD"
         if head:
-            scope = {**scope, "method": "GET"}
+            scope = cast("Scope", {**scope, "method": "GET"})
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
