@@ -14,12 +14,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
@@ -372,3 +372,12 @@ class IdempotencyRepository:
             ),
             {"user_id": user_id, "key": key, "status": status, "body": body},
         )
+
+    async def delete_expired(self, retention_hours: int) -> int:
+        """Drop records past their retention; a retry that late runs afresh anyway."""
+        result = await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at < func.now() - timedelta(hours=retention_hours)
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -120,4 +120,25 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
     await manager.delete_old_jobs(nb_hours=1, queue=HOUSEKEEPING_QUEUE)
 
 
-__all__ = ["RetryLater", "RetryWhenAsked", "bp", "generate_invoice", "notify_shipped"]
+@bp.periodic(cron="41 * * * *")
+@bp.task(name="purge_idempotency_records", pass_context=True, queue=HOUSEKEEPING_QUEUE)
+async def purge_idempotency_records(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Hourly: delete Idempotency-Key records older than their 24 h retention (safe to repeat)."""
+    from shop.jobs import resources_of
+    from shop.orders.idempotency import RETENTION_HOURS
+    from shop.orders.repositories import IdempotencyRepository
+
+    async with resources_of(context).session_maker.begin() as session:
+        deleted = await IdempotencyRepository(session).delete_expired(RETENTION_HOURS)
+    if deleted:
+        logger.info("purged %s expired idempotency records", deleted)
+
+
+__all__ = [
+    "RetryLater",
+    "RetryWhenAsked",
+    "bp",
+    "generate_invoice",
+    "notify_shipped",
+    "purge_idempotency_records",
+]
