@@ -75,8 +75,37 @@ async def test_list_miss_costs_one_query_and_stores_the_response(
 
     assert response.json()["total"] == 1
     assert sql.count == 1
-    assert cache.stats.calls - calls == 3
-    assert cache.stats.sets - sets == 1
+    # user snapshot, raw-query lookup, normalised lookup, and the two stores
+    # (under the normalised query and under the raw query string).
+    assert cache.stats.calls - calls == 5
+    assert cache.stats.sets - sets == 2
+
+
+async def test_same_filters_in_another_order_are_served_from_the_raw_key_afterwards(
+    client: httpx.AsyncClient,
+    app: Litestar,
+    db: AsyncSession,
+    customer: dict[str, str],
+    sql: SqlCounter,
+) -> None:
+    await make_product(db, name="Phone", category="electronics")
+    first = await client.get("/api/products/?category=electronics&limit=5", headers=customer)
+    sql.statements.clear()
+
+    other_order = await client.get("/api/products/?limit=5&category=electronics", headers=customer)
+    again = await client.get("/api/products/?limit=5&category=electronics", headers=customer)
+
+    assert other_order.content == again.content == first.content
+    assert sql.count == 0
+
+
+async def test_invalid_query_is_never_answered_from_the_cache(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    await make_product(db)
+    for _ in range(2):
+        response = await client.get("/api/products/?limit=100000", headers=customer)
+        assert response.status_code == 400
 
 
 async def test_detail_hit_does_no_sql(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
-from litestar import Controller, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
@@ -20,7 +21,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import requires_staff
-from shop.cache import Cache
+from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import ProductService, check_amount, invalid, to_schema
@@ -63,6 +64,27 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
     )
 
 
+_RAW_KEY = "products_raw_key"
+
+
+async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer a cached list before Litestar parses and validates the parameters.
+
+    Entries are also stored under the raw query string (canonicalised: pairs
+    sorted) once the handler has validated that exact query and built its
+    response, so a hit here can only be a query that was valid before. The key
+    carries the products version like every other entry, so a write bumps it
+    too. A miss falls through to the handler, which stores under both keys.
+    """
+    cache: Cache = request.app.state.cache
+    raw = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    lookup = await cache.lookup(PRODUCTS, "raw:" + urlencode(sorted(raw)))
+    request.state[_RAW_KEY] = lookup.key
+    if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
+        return _conditional(hit, request.headers.get("if-none-match"))
+    return None
+
+
 class ProductController(Controller):
     path = "/api/products"
     tags = ["products"]
@@ -72,9 +94,11 @@ class ProductController(Controller):
         "/",
         summary="List products",
         responses={**NOT_MODIFIED, **problem_responses(400, 401)},
+        before_request=serve_list_hit,
     )
     async def list_products(
         self,
+        request: Request[Any, Any, Any],
         products: ProductService,
         if_none_match: IfNoneMatch = None,
         category: Annotated[
@@ -119,7 +143,7 @@ class ProductController(Controller):
             limit=limit,
             offset=offset,
         )
-        encoded = await products.list_encoded(query)
+        encoded = await products.list_encoded(query, also_under=request.state.get(_RAW_KEY))
         return _conditional(encoded, if_none_match)
 
     @get(

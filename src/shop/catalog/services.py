@@ -89,18 +89,28 @@ class ProductService:
 
     # -- reads, through the cache ----------------------------------------------------
 
-    async def list_encoded(self, query: schemas.ProductQuery) -> Encoded:
-        """The list response for ``query``, encoded, from the cache or PostgreSQL."""
+    async def list_encoded(
+        self, query: schemas.ProductQuery, *, also_under: str | None = None
+    ) -> Encoded:
+        """The list response for ``query``, encoded, from the cache or PostgreSQL.
+
+        ``also_under``: a second cache key (the raw query string's) to store it under.
+        """
         lookup = await self.cache.lookup(PRODUCTS, query.normalised())
         if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
+            if also_under is not None:
+                await self.cache.set(also_under, lookup.value, self.ttl)
             return hit
         rows, total = await self.products.page(query)
         page = Page(
             items=[to_schema(p) for p in rows], total=total, limit=query.limit, offset=query.offset
         )
         encoded = Encoded.of(_encoder.encode(page))
+        packed = encoded.pack()
         if lookup.key is not None:
-            await self.cache.set(lookup.key, encoded.pack(), self.ttl)
+            await self.cache.set(lookup.key, packed, self.ttl)
+        if also_under is not None:
+            await self.cache.set(also_under, packed, self.ttl)
         return encoded
 
     async def detail_encoded(self, product_id: int) -> Encoded:
