@@ -24,7 +24,7 @@ from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
-from shop.catalog.services import ProductService, check_amount, invalid, to_schema
+from shop.catalog.services import MAX_ID, ProductService, check_amount, invalid, to_schema
 from shop.errors import problem_responses
 from shop.schemas import Page
 from shop.settings import Settings
@@ -80,6 +80,18 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     raw = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
     lookup = await cache.lookup(PRODUCTS, "raw:" + urlencode(sorted(raw)))
     request.state[_RAW_KEY] = lookup.key
+    if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
+        return _conditional(hit, request.headers.get("if-none-match"))
+    return None
+
+
+async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer a cached product before Litestar parses arguments; a miss falls through."""
+    product_id = request.path_params.get("product_id")
+    if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
+        return None
+    cache: Cache = request.app.state.cache
+    lookup = await cache.lookup(PRODUCTS, f"detail_{product_id}")
     if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
         return _conditional(hit, request.headers.get("if-none-match"))
     return None
@@ -150,6 +162,7 @@ class ProductController(Controller):
         "/{product_id:int}",
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
+        before_request=serve_detail_hit,
     )
     async def get_product(
         self,

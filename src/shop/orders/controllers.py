@@ -20,7 +20,7 @@ from shop.orders.checkout import Checkout
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderReader, encode_order
+from shop.orders.services import OrderReader, cached_detail, encode_order
 from shop.schemas import Page
 from shop.settings import Settings
 
@@ -52,6 +52,16 @@ Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100)"
 Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]
 # `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
 CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
+
+
+async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
+    """Answer a cached order (ownership checked) before Litestar parses arguments and
+    resolves dependencies; a miss falls through to the handler."""
+    order_id = request.path_params.get("order_id")
+    if not isinstance(order_id, int):
+        return None
+    body = await cached_detail(request.app.state.cache, order_id, request.user)
+    return None if body is None else Response(body, media_type=MediaType.JSON)
 
 
 def provide_reader(db_session: AsyncSession, state: State) -> OrderReader:
@@ -139,7 +149,12 @@ class OrderController(Controller):
         """The caller's own orders, newest first."""
         return await reader.list_for_customer(request.user, status, limit, offset)
 
-    @get("/{order_id:int}", summary="Get an order", responses=problem_responses(401, 404))
+    @get(
+        "/{order_id:int}",
+        summary="Get an order",
+        responses=problem_responses(401, 404),
+        before_request=serve_order_hit,
+    )
     async def get_order(
         self,
         request: Request[CurrentUser, Any, Any],

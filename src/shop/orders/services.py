@@ -121,6 +121,22 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
+async def cached_detail(cache: Cache, order_id: int, user: CurrentUser) -> bytes | None:
+    """The cached order body if there is one, after the same ownership check as `OrderReader.detail`.
+
+    None when nothing is cached (the caller goes to PostgreSQL); `OrderNotFound`
+    when a cached order belongs to someone else.
+    """
+    if not 1 <= order_id <= MAX_DB_ID:
+        return None
+    found = await cache.lookup(ORDERS, str(order_id))
+    if found.value is None or (entry := _unpack_entry(found.value)) is None:
+        return None
+    owner, body = entry
+    _check_reader(owner, user)
+    return body
+
+
 class OrderReader:
     """Orders as clients see them: the detail (cached per order) and paginated lists."""
 
