@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench import dbcheck, report
+from bench.checkout_sql import write_checkout_script
 from bench.load import Result, run_pgbench, run_wrk
 from bench.profile import sampling
 from bench.seed import PASSWORD, Fixture, seed
@@ -160,10 +161,10 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
             "S4",
             "spread",
             "D4",
-            "checkout_spread.sql",
+            write_checkout_script("spread"),
             {"pmin": fx.product_ids[0], "pmax": fx.product_ids[-1]},
         ),
-        ("S5", "hot", "D5", "checkout_hot.sql", {"hot": fx.hot_product_id}),
+        ("S5", "hot", "D5", write_checkout_script("hot"), {"hot": fx.hot_product_id}),
     ]:
         if on(name):
             before = dbcheck.snapshot(svc.database_url)

@@ -2,7 +2,7 @@
 
 wrk runs one of the ``bench/*.lua`` scripts; the script's ``done()`` prints a
 ``BENCH_JSON`` line with percentiles and status classes, parsed here. pgbench
-runs ``bench/checkout_*.sql`` with a per-transaction log, from which the same
+runs the checkout script `bench.checkout_sql` builds from the app's statement, with a per-transaction log, from which the same
 percentiles are computed.
 """
 

@@ -90,7 +90,7 @@ _RESTORE_STOCK = text(
 # inserted only when every line was claimed and the total fits; otherwise the
 # statement changes stock only, and the caller explains the failure and rolls
 # back. The job CTE is MATERIALIZED and referenced, so it runs exactly once per
-# inserted order. bench/checkout_*.sql run the same statement: keep in sync.
+# inserted order. The D4/D5 benchmarks run this very statement (bench/checkout_sql.py).
 _PLACE_ORDER = text(
     """
     WITH wanted AS (
