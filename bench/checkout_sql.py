@@ -38,7 +38,7 @@ def _literal(value: Decimal | str) -> str:
 def checkout_script(mode: str) -> str:
     """The pgbench script text for ``mode`` (``spread`` or ``hot``)."""
     header, ids, quantities = _HEADERS[mode]
-    min_total = Settings.from_env({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgresql://x/y"})
+    defaults = Settings.from_env({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgresql://x/y"})
     queue, task = generate_invoice.queue, generate_invoice.name
     # pgbench reads ":word" as a variable even inside string literals, so the
     # task name's colon is kept away from letters by concatenation.
@@ -47,7 +47,7 @@ def checkout_script(mode: str) -> str:
         "CAST(:ids AS bigint[])": ids,
         "CAST(:quantities AS integer[])": quantities,
         ":user_id": "CAST(:uid AS bigint)",
-        ":min_total": f"CAST({_literal(min_total.min_order_amount)} AS numeric)",
+        ":min_total": f"CAST({_literal(defaults.min_order_amount)} AS numeric)",
         ":max_total": "CAST('9999999999.99' AS numeric)",
         ":queue_name": _literal(queue),
         ":task_name": f"{_literal(prefix + ':')} || {_literal(rest)}" if rest else _literal(task),

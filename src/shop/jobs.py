@@ -19,6 +19,7 @@ How the pieces fit:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -63,8 +64,6 @@ class ShopConnector(procrastinate.PsycopgConnector):
             return rows
         if query != pq_sql.queries["defer_jobs"]:
             raise pq_exceptions.ConnectorException("only deferring runs on a SQLAlchemy session")
-        import json
-
         ids = []
         for job in arguments["jobs"]:
             result = await connection.execute(
