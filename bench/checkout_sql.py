@@ -5,6 +5,10 @@ hand-kept copy the script is made from ``_PLACE_ORDER`` at bench time: each
 bind parameter is replaced by the pgbench expression (or constant) the app
 would have bound. A bind left unreplaced fails loudly, so a change to the
 statement cannot silently leave the ceiling measuring something else.
+
+Like the app without an Idempotency-Key (`Checkout.place(standalone=True)`),
+the script sends the statement on its own, with no BEGIN/COMMIT around it:
+the same transaction the app runs.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def checkout_script(mode: str) -> str:
         raise RuntimeError(f"checkout statement has binds the bench does not know: {sorted(left)}")
     return (
         f"-- generated from shop.orders.repositories._PLACE_ORDER ({mode})\n"
-        f"{header}\\set uid random(:umin, :umax)\nBEGIN;\n{sql.strip()};\nCOMMIT;\n"
+        f"{header}\\set uid random(:umin, :umax)\n{sql.strip()};\n"
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.app import create_app
@@ -212,13 +212,73 @@ async def test_archived_product_is_refused_with_400(
     client: httpx.AsyncClient, settings: Settings, db: AsyncSession
 ) -> None:
     user = await make_user(db)
+    sold = await make_product(db, stock=5)
     product = await make_product(db, stock=5, archived=True)
 
-    response = await place_order(client, settings, user, (product.id, 1))
+    response = await place_order(client, settings, user, (sold.id, 2), (product.id, 1))
 
     assert response.status_code == 400
-    assert "no longer sold" in response.json()["errors"][0]["message"]
-    assert await stock_of(db, product.id) == 5
+    assert response.json()["errors"] == [
+        {"field": "items[1].product_id", "message": f"product {product.id} is no longer sold"}
+    ]
+    assert (await stock_of(db, sold.id), await stock_of(db, product.id)) == (5, 5)
+    assert await count(db, "orders") == 0
+
+
+async def test_total_above_what_an_order_can_hold_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    costly = await make_product(db, price=Decimal("9999999999.99"), stock=5)
+    cheap = await make_product(db, price=Decimal("0.01"), stock=5)
+
+    response = await place_order(client, settings, user, (cheap.id, 1), (costly.id, 1))
+
+    assert response.status_code == 400, response.text
+    assert "exceeds 9999999999.99" in response.json()["detail"]
+    assert (await stock_of(db, cheap.id), await stock_of(db, costly.id)) == (5, 5)
+    assert await count(db, "orders") == 0
+    assert await jobs(db, INVOICE_TASK) == []
+
+
+@pytest.mark.parametrize(
+    ("idempotency_key", "autocommit"),
+    [
+        # Without a key the checkout statement is the whole transaction: no
+        # BEGIN/COMMIT round trips, so row locks last only while it runs.
+        (None, True),
+        # With a key it shares a transaction with the key's record.
+        ("checkout-in-a-transaction", False),
+    ],
+)
+async def test_checkout_statement_runs_as_its_own_transaction_only_without_a_key(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    idempotency_key: str | None,
+    autocommit: bool,
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, stock=5)
+    seen: list[tuple[bool, str]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT INTO orders" in statement:
+            seen.append((conn.connection.dbapi_connection.autocommit, statement))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        response = await place_order(client, settings, user, (product.id, 2), **headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert response.status_code == 201, response.text
+    assert [flag for flag, _ in seen] == [autocommit]
+    assert await stock_of(db, product.id) == 3
+    assert await jobs(db, INVOICE_TASK) == [{"order_id": response.json()["id"]}]
 
 
 def _items(*lines: tuple[Any, Any]) -> dict[str, Any]:

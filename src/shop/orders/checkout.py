@@ -1,10 +1,18 @@
 """Placing an order: all or nothing, and never more than is in stock.
 
-Everything happens in the request's one transaction. Stock is taken with a
-conditional decrement (``stock >= quantity AND NOT archived``) on rows locked
-in ascending id order, so concurrent buyers can neither oversell nor deadlock.
-When any line cannot be served the service raises, the framework rolls the
-transaction back, and every decrement already made disappears with it.
+One statement (`OrderRepository.place`) locks the basket's products in
+ascending id order, so concurrent buyers neither oversell nor deadlock, and
+only when every line can be served (the product exists, is sold, has the
+stock, and the total is within bounds) takes the stock and inserts the order
+with its invoice job. A refused basket changes nothing; this module then
+explains why from the rows the statement returned.
+
+Without an Idempotency-Key the checkout is the request's only database work,
+and that statement runs outside an explicit transaction: PostgreSQL commits it
+as it completes. The products' row locks are then held only while the server
+runs it, not across round trips to a busy Python process, which is what bounds
+throughput on a popular product. With an Idempotency-Key it runs inside the
+request's transaction, next to the key's record.
 """
 
 from __future__ import annotations
@@ -21,12 +29,7 @@ from shop.db import after_commit
 from shop.errors import InvalidInput
 from shop.orders import schemas
 from shop.orders.models import OrderStatus
-from shop.orders.repositories import (
-    ClaimedProduct,
-    JobToDefer,
-    OrderRepository,
-    StockRepository,
-)
+from shop.orders.repositories import BasketLine, JobToDefer, LockedProduct, OrderRepository
 from shop.orders.services import (
     InsufficientStock,
     OrderBelowMinimum,
@@ -43,21 +46,30 @@ __all__ = ["Checkout"]
 MAX_TOTAL = Decimal("9999999999.99")
 """Largest amount NUMERIC(12, 2) holds."""
 
+_STANDALONE = {"isolation_level": "AUTOCOMMIT"}
+
 
 class Checkout:
     def __init__(self, session: AsyncSession, cache: Cache, settings: Settings) -> None:
         self.session = session
         self.cache = cache
         self.settings = settings
-        self.stock = StockRepository(session)
         self.orders = OrderRepository(session=session)
 
-    async def place(self, user: CurrentUser, data: schemas.OrderCreate) -> schemas.Order:
-        lines = self._validated_lines(data)
-        # One round trip: claim every line's stock and, only if all were
-        # claimed and the total is within bounds, insert the order and its
-        # invoice job. The job commits or rolls back with the order: no order
-        # without its invoice, no invoice for an order that never existed.
+    async def place(
+        self, user: CurrentUser, data: schemas.OrderCreate, *, standalone: bool = False
+    ) -> schemas.Order:
+        """Place ``data`` for ``user`` or raise saying why nothing was ordered.
+
+        ``standalone``: the checkout is all the database work of this session,
+        so its one statement runs as its own transaction (the session must not
+        have begun one). Otherwise it joins the session's transaction.
+        """
+        self._validate(data)
+        if standalone:
+            if self.session.in_transaction():
+                raise RuntimeError("a standalone checkout needs a session without a transaction")
+            await self.session.connection(execution_options=_STANDALONE)
         placed = await self.orders.place(
             user.id,
             [(line.product_id, line.quantity) for line in data.items],
@@ -65,26 +77,14 @@ class Checkout:
             max_total=MAX_TOTAL,
             job=_invoice_job(),
         )
-        claimed = {p.id: p for p in placed.claimed}
-        if len(claimed) < len(lines):
-            await self._explain_failure(data, lines, claimed)
-
-        bought = [(claimed[line.product_id], line.quantity) for line in data.items]
-        total = sum((product.price * quantity for product, quantity in bought), Decimal("0"))
-        if total > MAX_TOTAL:
-            raise OrderTooLarge(f"The order total exceeds {money(MAX_TOTAL)}.")
-        if total < self.settings.min_order_amount:
-            raise OrderBelowMinimum(
-                f"The order total {money(total)} is below the minimum order amount "
-                f"{money(self.settings.min_order_amount)}.",
-                minimum=money(self.settings.min_order_amount),
-                total=money(total),
-            )
         inserted = placed.order
-        if inserted is None:  # every check above passed, so the statement inserted
-            raise RuntimeError("checkout claimed every line but inserted no order")
+        if inserted is None:
+            self._refuse(placed.lines)
+            raise RuntimeError("checkout refused a basket it found no fault with")
         after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
 
+        bought = [(_product(line), line.quantity) for line in placed.lines]
+        total = sum((product.price * quantity for product, quantity in bought), Decimal("0"))
         return schemas.Order(
             id=inserted.id,
             user=user.id,
@@ -106,8 +106,8 @@ class Checkout:
             updated_at=inserted.updated_at,
         )
 
-    def _validated_lines(self, data: schemas.OrderCreate) -> dict[int, int]:
-        """``product id -> quantity``; a product may appear only once per order."""
+    def _validate(self, data: schemas.OrderCreate) -> None:
+        """At most MAX_ORDER_ITEMS lines, and a product only once per order."""
         limit = self.settings.max_order_items
         if len(data.items) > limit:
             raise OrderTooLarge(
@@ -125,58 +125,69 @@ class Checkout:
         ]
         if duplicates:
             raise InvalidInput("Each product may appear only once in an order.", errors=duplicates)
-        return {line.product_id: line.quantity for line in data.items}
 
-    async def _explain_failure(
-        self, data: schemas.OrderCreate, lines: dict[int, int], claimed: dict[int, ClaimedProduct]
-    ) -> None:
-        """Raise the error saying why some lines could not be served (unknown, archived, short)."""
-        failed = [product_id for product_id in lines if product_id not in claimed]
-        # The claim locked every requested product that exists, so the stock
-        # read here is current and cannot change before we roll back.
-        found = {row.id: row for row in await self.stock.describe(failed)}
-        position = {line.product_id: i for i, line in enumerate(data.items)}
-
-        missing = [i for i in failed if i not in found]
+    def _refuse(self, basket: list[BasketLine]) -> None:
+        """Raise the error saying why the basket was refused, from the lines as locked:
+        unknown products first, then archived ones, then shortages, then the total."""
+        missing = [(i, line) for i, line in enumerate(basket) if line.product is None]
         if missing:
             raise ProductNotFound(
                 "Some products in the order do not exist.",
                 errors=[
                     {
-                        "field": f"items[{position[i]}].product_id",
-                        "message": f"product {i} does not exist",
+                        "field": f"items[{i}].product_id",
+                        "message": f"product {line.product_id} does not exist",
                     }
-                    for i in missing
+                    for i, line in missing
                 ],
             )
-        archived = [i for i in failed if found[i].archived]
+        found = [(i, line, _product(line)) for i, line in enumerate(basket)]
+        archived = [(i, line) for i, line, product in found if product.archived]
         if archived:
             raise ProductUnavailable(
                 "Some products in the order are no longer sold.",
                 errors=[
                     {
-                        "field": f"items[{position[i]}].product_id",
-                        "message": f"product {i} is no longer sold",
+                        "field": f"items[{i}].product_id",
+                        "message": f"product {line.product_id} is no longer sold",
                     }
-                    for i in archived
+                    for i, line in archived
                 ],
             )
         shortages = [
             {
-                "product_id": i,
-                "name": found[i].name,
-                "requested": lines[i],
-                "available": found[i].stock,
+                "product_id": product.id,
+                "name": product.name,
+                "requested": line.quantity,
+                "available": product.stock,
             }
-            for i in failed
+            for _, line, product in found
+            if product.stock < line.quantity
         ]
-        names = ", ".join(
-            f"{s['name']} (requested {s['requested']}, available {s['available']})"
-            for s in shortages
-        )
-        raise InsufficientStock(
-            f"Not enough stock: {names}. Nothing was ordered.", shortages=shortages
-        )
+        if shortages:
+            names = ", ".join(
+                f"{s['name']} (requested {s['requested']}, available {s['available']})"
+                for s in shortages
+            )
+            raise InsufficientStock(
+                f"Not enough stock: {names}. Nothing was ordered.", shortages=shortages
+            )
+        total = sum((product.price * line.quantity for _, line, product in found), Decimal("0"))
+        if total > MAX_TOTAL:
+            raise OrderTooLarge(f"The order total exceeds {money(MAX_TOTAL)}.")
+        if total < self.settings.min_order_amount:
+            raise OrderBelowMinimum(
+                f"The order total {money(total)} is below the minimum order amount "
+                f"{money(self.settings.min_order_amount)}.",
+                minimum=money(self.settings.min_order_amount),
+                total=money(total),
+            )
+
+
+def _product(line: BasketLine) -> LockedProduct:
+    if line.product is None:  # unknown products are refused before anything else
+        raise RuntimeError(f"product {line.product_id} does not exist")
+    return line.product
 
 
 def _invoice_job() -> JobToDefer:
@@ -193,7 +204,7 @@ def _invoice_job() -> JobToDefer:
     )
 
 
-def _item(item_id: int, product: ClaimedProduct, quantity: int) -> schemas.OrderItem:
+def _item(item_id: int, product: LockedProduct, quantity: int) -> schemas.OrderItem:
     return schemas.OrderItem(
         id=item_id,
         product=schemas.OrderedProduct(

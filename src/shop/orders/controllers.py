@@ -116,11 +116,14 @@ class OrderController(Controller):
         data = schemas.strict_order_create(await request.json())
         checkout = Checkout(db_session, cache, settings)
 
+        if idempotency_key is None:
+            # Nothing else to write: the checkout statement is the whole transaction.
+            order = await checkout.place(request.user, data, standalone=True)
+            return Response(encode_order(order), status_code=201, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
         async def place() -> bytes:
             return encode_order(await checkout.place(request.user, data))
 
-        if idempotency_key is None:
-            return Response(await place(), status_code=201, media_type=MediaType.JSON)  # type: ignore[arg-type]
         stored = await run_once(
             db_session,
             request.user.id,

@@ -1,11 +1,12 @@
 """Queries of the orders domain: stock claims, order inserts, loads, row locks, idempotency records.
 
 The checkout path is one set-based statement (arrays in, rows out) because it
-is the hot path, and on a popular product the row lock it takes is held until
-COMMIT: one round trip claims the stock of every line and, only when every
-line was claimed and the total is within bounds, inserts the order, its items,
-its first history row and its invoice job (`_PLACE_ORDER`). BEGIN, that
-statement and COMMIT are the whole transaction of a successful order.
+is the hot path, and on a popular product every buyer waits for the row lock
+it takes: one round trip locks the products of every line and, only when the
+whole basket can be served, takes the stock and inserts the order, its items,
+its first history row and its invoice job (`_PLACE_ORDER`). A refused basket
+changes nothing, so without an Idempotency-Key that statement is the whole
+transaction, and the lock is held only while PostgreSQL runs it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
 
 __all__ = [
-    "ClaimedProduct",
+    "BasketLine",
     "IdempotencyRepository",
     "InsertedOrder",
     "JobToDefer",
+    "LockedProduct",
     "OrderRepository",
     "PlacedOrder",
     "StockRepository",
@@ -37,8 +39,12 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimedProduct:
-    """A product row as it is right after this order took its stock."""
+class LockedProduct:
+    """A product row as the checkout statement locked it.
+
+    ``stock`` is after this order took its quantity when the order was placed,
+    and what is available otherwise.
+    """
 
     id: int
     name: str
@@ -46,8 +52,17 @@ class ClaimedProduct:
     category: str
     price: Decimal
     stock: int
+    archived: bool
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BasketLine:
+    product_id: int
+    quantity: int
+    product: LockedProduct | None
+    """None when no such product exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +97,22 @@ _RESTORE_STOCK = text(
     """
 )
 
-# Claim, insert and enqueue in one statement. `claimed` is what the conditional
-# decrement (stock >= quantity, not archived) took, on rows locked first in
-# ascending id order.
-# The order (with items in the client's order, its first history row and the
-# invoice job, through Procrastinate's own procrastinate_defer_jobs_v1) is
-# inserted only when every line was claimed and the total fits; otherwise the
-# statement changes stock only, and the caller explains the failure and rolls
-# back. The job CTE is MATERIALIZED and referenced, so it runs exactly once per
+# Check, claim, insert and enqueue in one statement. `locked` takes the row
+# locks in ascending id order and, in READ COMMITTED, returns each row's latest
+# committed version; `verdict` decides on those rows whether the whole basket
+# can be served (every product exists, is not archived, has the stock, and the
+# total is within bounds). Only then does anything change: the stock of every
+# line is decremented, and the order (items in the client's order, its first
+# history row and its invoice job, through Procrastinate's own
+# procrastinate_defer_jobs_v1) is inserted. Otherwise the statement changes
+# nothing and returns each line's product as locked, which is what the caller
+# needs to explain the refusal. Because a refused basket writes nothing, the
+# statement is a complete transaction on its own: PostgreSQL's implicit
+# transaction makes it atomic, and the row locks last only while it runs.
+# The UPDATE carries no stock condition of its own on purpose: the rows are
+# locked and `verdict` checked them, and should that ever not hold, the CHECK
+# (stock >= 0) aborts the whole statement rather than skip a line.
+# The job CTE is MATERIALIZED and referenced, so it runs exactly once per
 # inserted order. The D4/D5 benchmarks run this very statement (bench/checkout_sql.py).
 _PLACE_ORDER = text(
     """
@@ -97,33 +120,37 @@ _PLACE_ORDER = text(
         SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:quantities AS integer[]))
             WITH ORDINALITY AS w(product_id, quantity, n)
     ), locked AS MATERIALIZED (
-        SELECT p.id FROM products p
+        SELECT p.id, p.name, p.description, p.category, p.price, p.stock, p.archived,
+               p.created_at, p.updated_at
+        FROM products p
         WHERE p.id = ANY(CAST(:ids AS bigint[]))
         ORDER BY p.id
         FOR NO KEY UPDATE
+    ), verdict AS MATERIALIZED (
+        SELECT coalesce(bool_and(l.id IS NOT NULL AND NOT l.archived AND l.stock >= w.quantity),
+                        false)
+               AND sum(l.price * w.quantity) BETWEEN :min_total AND :max_total AS ok,
+               sum(l.price * w.quantity) AS total
+        FROM wanted w LEFT JOIN locked l ON l.id = w.product_id
     ), claimed AS (
         UPDATE products p
         SET stock = p.stock - w.quantity
-        FROM wanted w, locked l
-        WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity AND NOT p.archived
-        RETURNING p.id, p.name, p.description, p.category, p.price, p.stock, p.created_at,
-                  p.updated_at, w.quantity, w.n
-    ), basket AS (
-        SELECT count(*) AS lines, sum(c.price * c.quantity) AS total FROM claimed c
+        FROM wanted w, verdict v
+        WHERE v.ok AND p.id = w.product_id
+        RETURNING p.id, p.stock
     ), o AS (
         INSERT INTO orders (user_id, status, total_price)
-        SELECT :user_id, 'pending', b.total FROM basket b
-        WHERE b.lines = cardinality(CAST(:ids AS bigint[]))
-          AND b.total BETWEEN :min_total AND :max_total
+        SELECT :user_id, 'pending', v.total FROM verdict v
+        WHERE v.ok
         RETURNING id, created_at, updated_at
     ), i AS (
         INSERT INTO order_items (
             order_id, product_id, product_name, product_description, product_category,
             price_at_purchase, quantity
         )
-        SELECT o.id, c.id, c.name, c.description, c.category, c.price, c.quantity
-        FROM o, claimed c
-        ORDER BY c.n
+        SELECT o.id, l.id, l.name, l.description, l.category, l.price, w.quantity
+        FROM o, wanted w JOIN locked l ON l.id = w.product_id
+        ORDER BY w.n
         RETURNING id, product_id
     ), h AS (
         INSERT INTO order_status_changes (order_id, from_status, to_status, actor_id)
@@ -136,26 +163,30 @@ _PLACE_ORDER = text(
         )::procrastinate_job_to_defer_v1]) AS job_ids
         FROM o
     )
-    SELECT c.id, c.name, c.description, c.category, c.price, c.stock, c.created_at,
-           c.updated_at, o.id AS order_id, o.created_at AS order_created_at,
-           o.updated_at AS order_updated_at, h.at AS history_at, i.id AS item_id, j.job_ids
-    FROM claimed c
+    SELECT w.product_id, w.quantity, l.id, l.name, l.description, l.category, l.price,
+           coalesce(c.stock, l.stock) AS stock, l.archived, l.created_at, l.updated_at,
+           o.id AS order_id, o.created_at AS order_created_at, o.updated_at AS order_updated_at,
+           h.at AS history_at, i.id AS item_id, j.job_ids
+    FROM wanted w
+    LEFT JOIN locked l ON l.id = w.product_id
+    LEFT JOIN claimed c ON c.id = w.product_id
     LEFT JOIN o ON true
     LEFT JOIN h ON true
     LEFT JOIN j ON true
-    LEFT JOIN i ON i.product_id = c.id
-    ORDER BY c.n
+    LEFT JOIN i ON i.product_id = w.product_id
+    ORDER BY w.n
     """
 )
 
 
 @dataclass(frozen=True, slots=True)
 class PlacedOrder:
-    """What `OrderRepository.place` did: the products it claimed and, if all were, the order."""
+    """What `OrderRepository.place` did: every line with its product and, if placed, the order."""
 
-    claimed: list[ClaimedProduct]
+    lines: list[BasketLine]
+    """In the client's order."""
     order: InsertedOrder | None
-    """None when some line could not be claimed or the total was out of bounds."""
+    """None when the basket was refused; then the statement changed nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +208,6 @@ class StockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def describe(self, ids: Sequence[int]) -> list[Row[int, str, int, bool]]:
-        """``(id, name, stock, archived)`` of the given products that exist."""
-        result = await self.session.execute(
-            select(Product.id, Product.name, Product.stock, Product.archived).where(
-                Product.id.in_(ids)
-            )
-        )
-        return list(result.all())
-
     async def restore_for_order(self, order_id: int) -> None:
         """Give every item of ``order_id`` back to stock (locks rows in ascending id order)."""
         await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
@@ -203,11 +225,12 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         max_total: Decimal,
         job: JobToDefer,
     ) -> PlacedOrder:
-        """Claim stock for ``(product id, quantity)`` lines and, if every line was claimed
-        and the total is within bounds, insert the order and enqueue ``job`` for it.
+        """Place the order for ``(product id, quantity)`` lines if every line can be
+        served and the total is within bounds: stock taken, order inserted and
+        ``job`` enqueued for it. Otherwise nothing changes and ``order`` is None.
 
-        Stock of the claimed lines is decremented either way: when no order
-        comes back the caller must raise, so the transaction rolls back.
+        The statement is complete on its own, so it may run outside a
+        transaction (see `Checkout`), or inside a larger one.
         """
         params: dict[str, Any] = {
             "user_id": user_id,
@@ -224,18 +247,21 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             "scheduled_at": job.scheduled_at,
         }
         rows = (await self.session.execute(_PLACE_ORDER, params)).all()
-        claimed = [ClaimedProduct(*row[:8]) for row in rows]
+        basket = [
+            BasketLine(row[0], row[1], None if row[2] is None else LockedProduct(*row[2:11]))
+            for row in rows
+        ]
         first = rows[0] if rows else None
         if first is None or first.order_id is None:
-            return PlacedOrder(claimed, None)
+            return PlacedOrder(basket, None)
         order = InsertedOrder(
             id=first.order_id,
             created_at=first.order_created_at,
             updated_at=first.order_updated_at,
             history_at=first.history_at,
-            item_ids={row.id: row.item_id for row in rows},
+            item_ids={row.product_id: row.item_id for row in rows},
         )
-        return PlacedOrder(claimed, order)
+        return PlacedOrder(basket, order)
 
     async def lock(self, order_id: int) -> Order | None:
         """The order, locked FOR UPDATE until the transaction ends (status transitions)."""
