@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import RefreshFamily, User
+from shop.app import create_app
 from shop.settings import Settings
 from tests.accounts.helpers import STRONG, bearer, fields, register, registration
+from tests.conftest import make_settings, memcached_url
+from tests.support.asgi import serve_in_process
 from tests.support.factories import make_user
 
 
@@ -39,7 +44,25 @@ async def test_register_stores_argon2id_hash_not_password(
     await register(client)
 
     stored = await db.scalar(select(User.password_hash))
-    assert stored is not None and stored.startswith("$argon2id$") and STRONG not in stored
+    assert stored is not None and STRONG not in stored
+    # OWASP's recommended Argon2id configuration unless PASSWORD_HASH_* say otherwise.
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+async def test_password_hash_cost_follows_the_settings(
+    postgres_url: str, memcached: Any, db: AsyncSession
+) -> None:
+    settings = make_settings(
+        postgres_url,
+        memcached_url(memcached),
+        PASSWORD_HASH_TIME_COST="3",
+        PASSWORD_HASH_MEMORY_KIB="12288",
+    )
+    async with serve_in_process(create_app(settings)) as client:
+        await register(client)
+
+    stored = await db.scalar(select(User.password_hash))
+    assert stored is not None and stored.startswith("$argon2id$v=19$m=12288,t=3,p=1$")
 
 
 async def test_register_starts_a_refresh_family(

@@ -49,6 +49,13 @@ def test_webhook_secret_falls_back_to_a_key_derived_from_secret_key():
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),  # a pool needs a connection
         ({"CACHE_TIMEOUT": "fast"}, "CACHE_TIMEOUT"),  # not a number
         ({"SHIPPED_WEBHOOK_URL": "ftp://x"}, "SHIPPED_WEBHOOK_URL"),  # not http(s)
+        ({"PASSWORD_HASH_TIME_COST": "0"}, "PASSWORD_HASH_TIME_COST"),  # Argon2 needs a pass
+        ({"PASSWORD_HASH_PARALLELISM": "two"}, "PASSWORD_HASH_PARALLELISM"),  # not an integer
+        # Argon2 needs 8 KiB per lane
+        (
+            {"PASSWORD_HASH_PARALLELISM": "4", "PASSWORD_HASH_MEMORY_KIB": "16"},
+            "PASSWORD_HASH_MEMORY_KIB",
+        ),
     ],
 )
 def test_bad_value_names_the_variable(overrides, variable):

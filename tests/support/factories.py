@@ -14,14 +14,14 @@ from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
-from shop.accounts.security import encode_token, hash_password
+from shop.accounts.security import encode_token, passwords_for
 from shop.catalog.models import Category, Product
-from shop.settings import Settings
+from shop.settings import PasswordSettings, Settings
 
 T = TypeVar("T")
 
 PASSWORD = "Correct-Horse-42"
-_PASSWORD_HASH = hash_password(PASSWORD)
+_PASSWORD_HASH = passwords_for(PasswordSettings()).hash(PASSWORD)
 
 
 class UserFactory(SQLAlchemyFactory[User]):

@@ -1,7 +1,7 @@
 """Tokens, password hashing, and who is calling.
 
-* Passwords: Argon2id through pwdlib (`hash_password`, `verify_password`); request
-  handlers use the ``_off_loop`` variants, which run them in a thread.
+* Passwords: Argon2id through pwdlib (`Passwords`, cost from PASSWORD_HASH_*);
+  request handlers use the ``_off_loop`` methods, which run them in a thread.
 * Tokens: HS256 JWTs (pyjwt) keyed by SECRET_KEY with claims ``sub``, ``exp``,
   ``iat``, ``jti``, ``type`` (``access`` or ``refresh``); the algorithm is pinned
   at decode, every claim is required, and a token of the wrong type is refused.
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,72 +39,82 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from shop.cache import Cache
-    from shop.settings import Settings, TokenSettings
+    from shop.settings import PasswordSettings, Settings, TokenSettings
 
 __all__ = [
     "CurrentUser",
     "InvalidToken",
     "JWTAuthMiddleware",
+    "Passwords",
     "TokenClaims",
     "decode_token",
     "encode_token",
     "forget_user",
-    "hash_password",
-    "hash_password_off_loop",
+    "passwords_for",
     "requires_staff",
     "verify_access_token",
-    "verify_password",
-    "verify_password_off_loop",
 ]
 
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
 
-password_hash = PasswordHash((Argon2Hasher(),))
-_DUMMY_HASH = password_hash.hash("shop-dummy-password-for-timing")
-
-
-def hash_password(password: str) -> str:
-    return password_hash.hash(password)
-
-
-def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    """``(valid, new_hash)``; ``new_hash`` is set when the hash should be upgraded.
-
-    With ``hashed=None`` (unknown user) a dummy hash is verified anyway, so an
-    unknown email takes as long as a wrong password.
-    """
-    if hashed is None:
-        password_hash.verify_and_update(password, _DUMMY_HASH)
-        return False, None
-    try:
-        return password_hash.verify_and_update(password, hashed)
-    except Exception:  # a malformed stored hash must not become a 500
-        return False, None
-
-
 _HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
 """Where Argon2 runs: off the event loop, one hash at a time per process.
 
-One Argon2 hash or verification takes about 180 ms of CPU. On the event loop
-it stalled every other request of the worker; under a burst of logins,
-clients timed out. argon2-cffi releases the GIL, so a thread lets the loop
-keep serving. One thread per process because the API runs one process per
-core: more threads would only share the same cores, and this caps the CPU
-one login burst can take from everything else; the rest wait their turn.
+On the event loop a hash stalls every other request of the worker. argon2-cffi
+releases the GIL, so a thread lets the loop keep serving. One thread per
+process because the API runs one process per core: more threads would only
+share the same cores, and this caps the CPU (and the memory: one hash's
+``memory_kib`` each) that a burst of logins can take from everything else;
+the rest wait their turn.
 """
 
 
-async def hash_password_off_loop(password: str) -> str:
-    """`hash_password` in the hashing thread."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHING, hash_password, password)
+class Passwords:
+    """Argon2id hashing (pwdlib) with the configured cost; see `passwords_for`."""
+
+    def __init__(self, settings: PasswordSettings) -> None:
+        hasher = Argon2Hasher(
+            time_cost=settings.time_cost,
+            memory_cost=settings.memory_kib,
+            parallelism=settings.parallelism,
+        )
+        self._hash = PasswordHash((hasher,))
+        self._dummy = self._hash.hash("shop-dummy-password-for-timing")
+
+    def hash(self, password: str) -> str:
+        return self._hash.hash(password)
+
+    def verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """``(valid, new_hash)``; ``new_hash`` is set when the hash should be upgraded
+        (it was made with other parameters).
+
+        With ``hashed=None`` (unknown user) a dummy hash made with the same
+        parameters is verified anyway, so an unknown email takes as long as a
+        wrong password.
+        """
+        if hashed is None:
+            self._hash.verify_and_update(password, self._dummy)
+            return False, None
+        try:
+            return self._hash.verify_and_update(password, hashed)
+        except Exception:  # a malformed stored hash must not become a 500
+            return False, None
+
+    async def hash_off_loop(self, password: str) -> str:
+        """`hash` in the hashing thread."""
+        return await asyncio.get_running_loop().run_in_executor(_HASHING, self.hash, password)
+
+    async def verify_off_loop(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """`verify` (dummy hash included) in the hashing thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_HASHING, self.verify, password, hashed)
 
 
-async def verify_password_off_loop(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    """`verify_password` (dummy hash included) in the hashing thread."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_HASHING, verify_password, password, hashed)
+@functools.cache
+def passwords_for(settings: PasswordSettings) -> Passwords:
+    """One `Passwords` per parameter set and process (the dummy hash is made once)."""
+    return Passwords(settings)
 
 
 class TokenClaims(msgspec.Struct, frozen=True):

@@ -28,11 +28,11 @@ from shop.accounts.passwords import password_problems
 from shop.accounts.repositories import RefreshFamilyRepository, ThrottleRepository, UserRepository
 from shop.accounts.security import (
     InvalidToken,
+    Passwords,
     decode_token,
     encode_token,
     forget_user,
-    hash_password_off_loop,
-    verify_password_off_loop,
+    passwords_for,
 )
 from shop.db import after_commit
 from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
@@ -145,6 +145,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         password: str,
         phone: str = "",
         address: str = "",
+        passwords: Passwords,
         staff: bool = False,
         password_confirm: str | None = None,
     ) -> User:
@@ -179,7 +180,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user = User(
             email=email,
             username=username,
-            password_hash=await hash_password_off_loop(password),
+            password_hash=await passwords.hash_off_loop(password),
             phone=phone,
             address=address,
             is_staff=staff,
@@ -196,14 +197,14 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         await session.refresh(user)
         return user
 
-    async def authenticate(self, email: str, password: str) -> User | None:
+    async def authenticate(self, email: str, password: str, passwords: Passwords) -> User | None:
         """The active user with this email and password, or None.
 
         An unknown email still verifies a dummy hash, and an inactive user's
         password is still checked, so every failure takes about as long.
         """
         user = await self.repository.get_by_email(normalise_email(email))
-        valid, new_hash = await verify_password_off_loop(
+        valid, new_hash = await passwords.verify_off_loop(
             password, user.password_hash if user else None
         )
         if user is None or not valid or not user.is_active:
@@ -451,6 +452,7 @@ async def register(
         username=data.username,
         password=data.password,
         password_confirm=data.password_confirm,
+        passwords=passwords_for(settings.passwords),
         phone=(data.phone or "").strip(),
         address=(data.address or "").strip(),
     )
@@ -468,7 +470,9 @@ async def login(
 ) -> tuple[User, IssuedTokens]:
     """Same 401 for unknown email, wrong password and inactive user; 429 once throttled."""
     await guard.ensure_login_allowed(session, email, client)
-    user = await UserService(session=session).authenticate(email, password)
+    user = await UserService(session=session).authenticate(
+        email, password, passwords_for(settings.passwords)
+    )
     if user is None:
         await guard.login_failed(email, client)
         raise InvalidCredentials()
@@ -486,7 +490,11 @@ async def create_user_from_cli(
     try:
         async with create_session_maker(engine)() as session, session.begin():
             user = await UserService(session=session).create_user(
-                email=email, username=username, password=password, staff=staff
+                email=email,
+                username=username,
+                password=password,
+                staff=staff,
+                passwords=passwords_for(settings.passwords),
             )
             return user.id
     finally:
