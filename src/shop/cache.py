@@ -387,6 +387,8 @@ class MemcachedCache(Cache):
         self._pending_deletes: dict[str, float] = {}
         self._retry_task: asyncio.Task[None] | None = None
         self._batch: _Batch | None = None
+        self._bumps: dict[str, asyncio.Future[None]] = {}
+        """The bump of each namespace that callers of this turn can still join."""
         self.stats = CacheStats()
 
     # -- health and the circuit -------------------------------------------------
@@ -599,10 +601,35 @@ class MemcachedCache(Cache):
         return Lookup(key, value)
 
     async def bump(self, namespace: str) -> None:
+        """Bump ``namespace``'s version; shared by the callers of one event-loop turn.
+
+        Under a burst of orders several requests of a worker commit in the same
+        turn and each would send its own ``incr``. The first caller lets the
+        loop run one turn, so the others join, then sends one ``incr`` for all:
+        every caller committed before asking, so one increment sent afterwards
+        invalidates what each of them wrote. A caller arriving once that
+        ``incr`` may be on the wire starts a new one. Should the shared ``incr``
+        fail or be cut off, the bump stays pending (reads of the namespace miss
+        until it lands), exactly as for one caller.
+        """
         self.stats.bumps += 1
-        if not await self._incr(namespace):
-            self._pending_bumps.setdefault(namespace, time.monotonic())
-            self._start_retrying()
+        shared = self._bumps.get(namespace)
+        if shared is not None:
+            await asyncio.shield(shared)
+            return
+        done = self._bumps[namespace] = asyncio.get_running_loop().create_future()
+        delivered = False
+        try:
+            try:
+                await asyncio.sleep(0)  # the other bumps of this turn join this one
+            finally:
+                self._bumps.pop(namespace, None)  # from here on, this incr may be on its way
+            delivered = await self._incr(namespace)
+        finally:
+            if not delivered:
+                self._pending_bumps.setdefault(namespace, time.monotonic())
+                self._start_retrying()
+            done.set_result(None)
 
     async def _incr(self, namespace: str, *, force: bool = True) -> bool:
         key = _version_key(namespace).encode()

@@ -97,6 +97,29 @@ async def test_every_bump_gives_a_new_version(memcached: Memcached | str) -> Non
     await cache.close()
 
 
+async def test_bumps_of_one_turn_share_one_incr_and_each_waits_for_it(
+    memcached: Memcached | str,
+) -> None:
+    cache = connect(memcached_url(memcached))
+    other = connect(memcached_url(memcached))  # another API process
+    before = await other.version(PRODUCTS)
+    seen_on_return: list[int] = []
+
+    async def commit_then_bump() -> None:
+        await cache.bump(PRODUCTS)
+        seen_on_return.append(await other.version(PRODUCTS))
+
+    await asyncio.gather(*(commit_then_bump() for _ in range(10)))
+
+    assert await other.version(PRODUCTS) == before + 1  # one incr for the ten
+    assert seen_on_return == [before + 1] * 10  # none returned before the incr landed
+    assert cache.stats.bumps == 10
+    await cache.bump(PRODUCTS)  # a later turn sends its own
+    assert await other.version(PRODUCTS) == before + 2
+    await cache.close()
+    await other.close()
+
+
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
     memcached: Memcached | str,
 ) -> None:
