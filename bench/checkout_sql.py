@@ -1,6 +1,6 @@
 """The pgbench scripts of D4/D5, built from the app's own checkout statement.
 
-D4/D5 must run exactly the SQL `OrderRepository.place` runs, so instead of a
+D4/D5 must run exactly the SQL `CheckoutRepository.place` runs, so instead of a
 hand-kept copy the script is made from ``_PLACE_ORDER`` at bench time: each
 bind parameter is replaced by the pgbench expression (or constant) the app
 would have bound. A bind left unreplaced fails loudly, so a change to the

@@ -1,6 +1,6 @@
 """Placing an order: all or nothing, and never more than is in stock.
 
-One statement (`OrderRepository.place`) locks the basket's products in
+One statement (`CheckoutRepository.place`) locks the basket's products in
 ascending id order, so concurrent buyers neither oversell nor deadlock, and
 only when every line can be served (the product exists, is sold, has the
 stock, and the total is within bounds) takes the stock and inserts the order
@@ -29,7 +29,7 @@ from shop.db import after_commit
 from shop.errors import InvalidInput
 from shop.orders import schemas
 from shop.orders.models import OrderStatus
-from shop.orders.repositories import BasketLine, JobToDefer, LockedProduct, OrderRepository
+from shop.orders.repositories import BasketLine, CheckoutRepository, JobToDefer, LockedProduct
 from shop.orders.services import (
     InsufficientStock,
     OrderBelowMinimum,
@@ -54,7 +54,7 @@ class Checkout:
         self.session = session
         self.cache = cache
         self.settings = settings
-        self.orders = OrderRepository(session=session)
+        self.orders = CheckoutRepository(session)
 
     async def place(
         self, user: CurrentUser, data: schemas.OrderCreate, *, standalone: bool = False
