@@ -30,6 +30,7 @@ from shop.migrations import upgrade_async
 from shop.settings import Settings
 from tests.support.asgi import serve_in_process
 from tests.support.servers import Memcached, postgres_server_url, with_database
+from tests.support.sql import SqlCounter, count_statements
 
 DOMAIN_TABLES = (
     "webhook_attempts, webhook_events, invoices, invoice_counters, idempotency_records, "
@@ -203,3 +204,10 @@ async def live_server(settings: Settings) -> AsyncIterator[Any]:
 
     async with serve_live(create_app(settings)) as server:
         yield server
+
+
+@pytest.fixture
+def sql(app: Litestar) -> Iterator[SqlCounter]:
+    """Every SQL statement the app's engine sends while the test runs."""
+    with count_statements(app.state.engine) as counter:
+        yield counter

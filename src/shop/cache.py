@@ -110,7 +110,8 @@ class Lookup(NamedTuple):
 def make_key(prefix: str, version: int, suffix: str) -> str:
     """``<prefix>_v<version>_<suffix>``; a suffix too long or unsafe for memcached is hashed."""
     key = f"{prefix}_v{version}_{suffix}"
-    if len(key) > _MAX_KEY or any(ord(c) <= 32 or ord(c) >= 127 for c in key):
+    # memcached keys: printable ASCII without spaces (33..126); checked in C, not per character.
+    if len(key) > _MAX_KEY or not (key.isascii() and key.isprintable()) or " " in key:
         key = f"{prefix}_v{version}_h{hashlib.sha256(suffix.encode()).hexdigest()}"
     return key
 

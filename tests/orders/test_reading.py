@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.cache import Cache
 from shop.settings import Settings
 from tests.orders.helpers import place_order, set_status
 from tests.support.factories import auth_headers, make_product, make_user
+from tests.support.sql import SqlCounter
 
 
 async def test_other_customer_gets_404_even_when_cached(
@@ -25,6 +28,27 @@ async def test_other_customer_gets_404_even_when_cached(
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "total_price" not in response.text
+
+
+async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession, sql: SqlCounter
+) -> None:
+    owner = await make_user(db)
+    product = await make_product(db, stock=5)
+    order = (await place_order(client, settings, owner, (product.id, 1))).json()
+    url, headers = f"/api/orders/{order['id']}/", auth_headers(settings, owner)
+    first = await client.get(url, headers=headers)  # fills the cache
+    cache: Cache = app.state.cache
+    calls = cache.stats.calls
+    sql.statements.clear()
+
+    second = await client.get(url, headers=headers)
+
+    assert second.status_code == 200 and second.content == first.content
+    assert sql.count == 0
+    # The owner's snapshot and the entry in one get: the route's lookup is
+    # started with authentication (shop.prefetch); ownership is still checked.
+    assert cache.stats.calls - calls == 1
 
 
 async def test_staff_see_any_order(

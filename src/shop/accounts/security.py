@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from shop.accounts.models import User
 from shop.errors import Forbidden, Unauthorized
+from shop.prefetch import start_prefetch
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -288,6 +289,7 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         state = connection.app.state
         settings: Settings = state.settings
         claims = verify_access_token(settings.tokens, token.strip())
+        start_prefetch(connection)  # the route's cache read shares the snapshot's round trip
         user = await load_current_user(
             int(claims.sub), state.cache, state.session_maker, settings.cache.user_ttl
         )

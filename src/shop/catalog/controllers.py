@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
@@ -21,11 +22,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import requires_staff
-from shop.cache import PRODUCTS, Cache
+from shop.cache import PRODUCTS, Cache, Lookup
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import MAX_ID, ProductService, check_amount, invalid, to_schema
 from shop.errors import problem_responses
+from shop.prefetch import PREFETCH, prefetched
 from shop.schemas import Page
 from shop.settings import Settings
 
@@ -67,6 +69,12 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
 _RAW_KEY = "products_raw_key"
 
 
+async def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup:
+    cache: Cache = connection.app.state.cache
+    raw = parse_qsl(connection.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    return await cache.lookup(PRODUCTS, "raw:" + urlencode(sorted(raw)))
+
+
 async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """Answer a cached list before Litestar parses and validates the parameters.
 
@@ -75,24 +83,29 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     response, so a hit here can only be a query that was valid before. The key
     carries the products version like every other entry, so a write bumps it
     too. A miss falls through to the handler, which stores under both keys.
+    The lookup itself was started with authentication (`shop.prefetch`).
     """
-    cache: Cache = request.app.state.cache
-    raw = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
-    lookup = await cache.lookup(PRODUCTS, "raw:" + urlencode(sorted(raw)))
+    lookup = await prefetched(request, _list_lookup)
     request.state[_RAW_KEY] = lookup.key
     if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
         return _conditional(hit, request.headers.get("if-none-match"))
     return None
 
 
-async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
-    """Answer a cached product before Litestar parses arguments; a miss falls through."""
-    product_id = request.path_params.get("product_id")
+async def _detail_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup | None:
+    product_id = connection.path_params.get("product_id")
     if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
         return None
-    cache: Cache = request.app.state.cache
-    lookup = await cache.lookup(PRODUCTS, f"detail_{product_id}")
-    if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
+    cache: Cache = connection.app.state.cache
+    return await cache.lookup(PRODUCTS, f"detail_{product_id}")
+
+
+async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer a cached product before Litestar parses arguments; a miss falls through."""
+    lookup = await prefetched(request, _detail_lookup)
+    if lookup is None or lookup.value is None:
+        return None
+    if (hit := Encoded.unpack(lookup.value)) is not None:
         return _conditional(hit, request.headers.get("if-none-match"))
     return None
 
@@ -107,6 +120,7 @@ class ProductController(Controller):
         summary="List products",
         responses={**NOT_MODIFIED, **problem_responses(400, 401)},
         before_request=serve_list_hit,
+        opt={PREFETCH: _list_lookup},
     )
     async def list_products(
         self,
@@ -163,6 +177,7 @@ class ProductController(Controller):
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
         before_request=serve_detail_hit,
+        opt={PREFETCH: _detail_lookup},
     )
     async def get_product(
         self,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import MediaType
@@ -13,14 +14,15 @@ from litestar.params import Dependency, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
-from shop.cache import Cache
+from shop.cache import Cache, Lookup
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderReader, cached_detail, encode_order
+from shop.orders.services import OrderReader, cached_body, encode_order, lookup_detail
+from shop.prefetch import PREFETCH, prefetched
 from shop.schemas import Page
 from shop.settings import Settings
 
@@ -54,13 +56,18 @@ Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip
 CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
 
 
-async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
-    """Answer a cached order (ownership checked) before Litestar parses arguments and
-    resolves dependencies; a miss falls through to the handler."""
-    order_id = request.path_params.get("order_id")
+async def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup | None:
+    order_id = connection.path_params.get("order_id")
     if not isinstance(order_id, int):
         return None
-    body = await cached_detail(request.app.state.cache, order_id, request.user)
+    return await lookup_detail(connection.app.state.cache, order_id)
+
+
+async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
+    """Answer a cached order (ownership checked) before Litestar parses arguments and
+    resolves dependencies; a miss falls through to the handler. The lookup itself
+    was started with authentication (`shop.prefetch`)."""
+    body = cached_body(await prefetched(request, _order_lookup), request.user)
     return None if body is None else Response(body, media_type=MediaType.JSON)
 
 
@@ -157,6 +164,7 @@ class OrderController(Controller):
         summary="Get an order",
         responses=problem_responses(401, 404),
         before_request=serve_order_hit,
+        opt={PREFETCH: _order_lookup},
     )
     async def get_order(
         self,

@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser
-from shop.cache import ORDERS, Cache
+from shop.cache import ORDERS, Cache, Lookup
 from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from shop.orders import schemas
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
@@ -37,7 +37,9 @@ __all__ = [
     "ProductUnavailable",
     "StaffOnlyTransition",
     "TransitionNotAllowed",
+    "cached_body",
     "encode_order",
+    "lookup_detail",
 ]
 
 MAX_DB_ID = 2**63 - 1
@@ -121,16 +123,20 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-async def cached_detail(cache: Cache, order_id: int, user: CurrentUser) -> bytes | None:
+async def lookup_detail(cache: Cache, order_id: int) -> Lookup | None:
+    """The cache lookup of an order's detail; None for an id no order can have."""
+    if not 1 <= order_id <= MAX_DB_ID:
+        return None
+    return await cache.lookup(ORDERS, str(order_id))
+
+
+def cached_body(found: Lookup | None, user: CurrentUser) -> bytes | None:
     """The cached order body if there is one, after the same ownership check as `OrderReader.detail`.
 
     None when nothing is cached (the caller goes to PostgreSQL); `OrderNotFound`
     when a cached order belongs to someone else.
     """
-    if not 1 <= order_id <= MAX_DB_ID:
-        return None
-    found = await cache.lookup(ORDERS, str(order_id))
-    if found.value is None or (entry := _unpack_entry(found.value)) is None:
+    if found is None or found.value is None or (entry := _unpack_entry(found.value)) is None:
         return None
     owner, body = entry
     _check_reader(owner, user)
