@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from urllib.parse import quote
 import aiomcache
 from aiomcache import constants as mc_const
 from aiomcache.client import acquire
-from aiomcache.exceptions import ClientException
+from aiomcache.exceptions import ClientException, ValidationException
 from aiomcache.pool import Connection, MemcachePool
 
 from shop.settings import CacheSettings
@@ -105,6 +106,10 @@ class Lookup(NamedTuple):
     key: str | None
     """Where to store a freshly built value; None when the namespace version is unknown."""
     value: bytes | None
+
+
+_SAFE_KEY = re.compile(rb"[\x21-\x7e]{1,%d}" % _MAX_KEY)
+"""A key memcached takes: printable ASCII without spaces, at most 250 bytes."""
 
 
 def make_key(prefix: str, version: int, suffix: str) -> str:
@@ -325,6 +330,13 @@ class _Client(aiomcache.Client):
     def __init__(self, host: str, port: int, pool_size: int) -> None:
         super().__init__(host, port, pool_size=pool_size, pool_minsize=1)
         self._pool = _CancelSafePool(host, port, minsize=1, maxsize=pool_size)
+
+    def _validate_key(self, key: bytes) -> bytes:
+        # aiomcache decodes and matches a regex per key; every key here comes from
+        # make_key or a fixed format, so the same rule is checked in C.
+        if not isinstance(key, bytes) or _SAFE_KEY.fullmatch(key) is None:
+            raise ValidationException("invalid memcached key", key)
+        return key
 
     @acquire
     async def get_values(self, conn: Connection, *keys: bytes) -> dict[bytes, bytes]:

@@ -6,8 +6,8 @@ Two kinds of numbers, from two places:
   ``prometheus_client``): ``shop_requests_total`` and
   ``shop_request_duration_seconds`` by method, route template and status;
   ``shop_requests_in_progress``; cache hits, misses and errors
-  (``shop_cache_*_total``, synced from the cache's own counters after each
-  request). With several uvicorn processes (``shop run --workers N``) the CLI
+  (``shop_cache_*_total``, copied from the cache's own counters at most once
+  a second and at every scrape). With several uvicorn processes (``shop run --workers N``) the CLI
   points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory, every process
   writes its counters there, and any process answers a scrape with the sum.
 * **Shop-wide**, read from PostgreSQL at scrape time, so they are right however
@@ -29,6 +29,7 @@ import asyncio
 import hmac
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -76,17 +77,26 @@ class ShopPrometheusMiddleware(PrometheusMiddleware):
             await super().__call__(scope, receive, send)
         finally:
             cache = getattr(scope["app"].state, "cache", None)
-            if cache is not None:
+            if cache is not None and time.monotonic() >= _next_sync.get(id(cache.stats), 0.0):
                 _sync_cache_counters(cache.stats)
 
 
+CACHE_SYNC_SECONDS = 1.0
+"""How often a process copies its cache counters to Prometheus (and at every scrape it answers).
+
+Each copy writes the multiprocess files under a lock; once per request it was
+a visible share of a cached read. A scrape may see another process's cache
+counters up to this much behind."""
+
 _synced: dict[int, dict[str, int]] = {}
 """Per cache object (tests run several apps in one process): the counts already exported."""
+_next_sync: dict[int, float] = {}
 
 
 def _sync_cache_counters(stats: Any) -> None:
     # The cache counts in plain ints (cheap, and it has no Prometheus dependency);
     # the difference since the last sync goes to the process's counters.
+    _next_sync[id(stats)] = time.monotonic() + CACHE_SYNC_SECONDS
     seen = _synced.setdefault(id(stats), {})
     for name, counter in _CACHE_COUNTERS.items():
         now = getattr(stats, name, 0)
@@ -212,6 +222,9 @@ def _check_token(request: Request[Any, Any, Any], token: str | None) -> None:
 async def metrics_endpoint(request: Request[Any, Any, Any], settings: Settings) -> Response[bytes]:
     """Request, cache, order, job and webhook metrics in the Prometheus text format."""
     _check_token(request, settings.http.metrics_token)
+    cache = getattr(request.app.state, "cache", None)
+    if cache is not None:
+        _sync_cache_counters(cache.stats)
     shop_wide = CollectorRegistry(auto_describe=False)
     shop_wide.register(_Prefetched(await _shop_wide(request.app.state.engine)))
     body = _process_metrics() + generate_latest(shop_wide)
