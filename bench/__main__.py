@@ -215,11 +215,13 @@ def main() -> None:
                 results = run_round(svc, fx, data, args)
                 rss = report.api_worker_rss(svc.api_pid)
                 checks = report.ratios(results)
+                queue = dbcheck.job_queue(svc.database_url)
                 payload["rounds"].append(
                     {
                         "results": [r.as_dict() for r in results],
                         "checks": checks,
                         "api_worker_rss_mib": rss,
+                        "jobs": queue,
                     }
                 )
                 report.print_table(
@@ -231,6 +233,10 @@ def main() -> None:
                 print(
                     f"  API worker RSS after round {n}: "
                     + ", ".join(f"pid {pid} {mib} MiB" for pid, mib in sorted(rss.items()))
+                )
+                print(
+                    f"  jobs after round {n} (the worker runs niced, see bench/servers.py): "
+                    + ", ".join(f"{status} {count}" for status, count in queue.items())
                 )
         path = report.write_json(args.out, payload)
         log(f"results written to {path}")

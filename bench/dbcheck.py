@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-__all__ = ["Snapshot", "snapshot", "verify"]
+__all__ = ["Snapshot", "job_queue", "snapshot", "verify"]
 
 SETTLE_SECONDS = 1.0
 """Time for requests in flight when wrk stopped to finish before the database is read."""
@@ -70,3 +70,12 @@ def verify(
     if negative:
         problems.append(f"{negative} products have negative stock")
     return problems
+
+
+def job_queue(database_url: str) -> dict[str, int]:
+    """Procrastinate jobs by status (todo, doing, succeeded, failed...): the invoice backlog."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return {status: int(n) for status, n in rows}
