@@ -40,6 +40,18 @@ PriceIn = Annotated[
             'A decimal string ("199.99") is preferred; a JSON number is accepted too.'
         ),
         examples=["199.99"],
+        # Documented as what it accepts, a string or a number (Litestar reads
+        # "extra" into the field's OpenAPI schema). The string form carries no
+        # pattern: any decimal notation is read, then the rules above apply.
+        extra_json_schema={
+            "extra": {
+                "type": None,
+                "one_of": [
+                    {"type": "string", "format": "decimal"},
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99},
+                ],
+            }
+        },
     ),
 ]
 
