@@ -164,6 +164,12 @@ class Cache(abc.ABC):
     @abc.abstractmethod
     async def lookup(self, namespace: str, suffix: str) -> Lookup: ...
 
+    async def get_and_lookup(
+        self, key: str, namespace: str, suffix: str
+    ) -> tuple[bytes | None, Lookup]:
+        """`get` of ``key`` and `lookup` of ``suffix``; a backend may answer both in one round trip."""
+        return await self.get(key), await self.lookup(namespace, suffix)
+
     @abc.abstractmethod
     async def ping(self) -> bool: ...
 
@@ -604,6 +610,35 @@ class MemcachedCache(Cache):
             if raw_version is not None and raw_version == str(last).encode():
                 self._count(value)
                 return Lookup(key, value)
+        return await self._lookup_current(namespace, suffix)
+
+    async def get_and_lookup(
+        self, key: str, namespace: str, suffix: str
+    ) -> tuple[bytes | None, Lookup]:
+        """The user snapshot and a route's entry in one ``get`` (see `shop.prefetch`):
+        ``key``, the namespace's counter and the entry under the version seen
+        last. Anything unusual (no version seen yet, a pending bump or delete,
+        the version moved) takes the paths of `get` and `lookup`."""
+        last = self._last_version.get(namespace)
+        if last is None or namespace in self._pending_bumps or key in self._pending_deletes:
+            return await super().get_and_lookup(key, namespace, suffix)
+        entry_key = make_key(namespace, last, suffix)
+        version_key = _version_key(namespace)
+        ok, found = await self._fetch(key, version_key, entry_key)
+        value = found.get(key)
+        self._count(value)
+        if not ok:
+            self.stats.misses += 1
+            return value, Lookup(None, None)
+        raw_version = found.get(version_key)
+        if raw_version is not None and raw_version == str(last).encode():
+            entry = found.get(entry_key)
+            self._count(entry)
+            return value, Lookup(entry_key, entry)
+        return value, await self._lookup_current(namespace, suffix)
+
+    async def _lookup_current(self, namespace: str, suffix: str) -> Lookup:
+        """The lookup under the namespace's version read now (the slow path)."""
         version = await self._current_version(namespace)
         if version is None:
             self.stats.misses += 1

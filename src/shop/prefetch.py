@@ -2,60 +2,60 @@
 
 A cached read needs two independent memcached reads: the caller's snapshot
 (authentication, `shop.accounts.security`) and the route's entry (its
-``before_request`` hook). One after the other, that is two round trips.
-`MemcachedCache` sends the gets of one event-loop turn as one command, so the
-authentication middleware, once the token is verified, starts the route's
-lookup (the coroutine function named in the handler's ``opt`` under
-`PREFETCH`) just before it reads the snapshot, and both ride one ``get``.
+``before_request`` hook). One after the other, that is two round trips. A
+route names what it will look up with a plain function in its handler's
+``opt`` under `PREFETCH` (``connection -> (namespace, suffix)`` or None), and
+authentication, once the token is verified, reads the snapshot and that entry
+with one `Cache.get_and_lookup` and leaves the `Lookup` in the scope.
 
-The hook takes the result with `prefetched` and decides exactly as it would
-have without it: the lookup only reads, and nothing is served before the
-caller is authenticated and the hook has run its checks (an order's owner,
-for one). A request that fails authentication drops the result; a route
-without a prefetch, or a request that did not start one, looks up in the hook.
+The hook takes it with `prefetched` and decides exactly as it would have
+without it: nothing is served before the caller is authenticated and the hook
+has run its checks (an order's owner, for one). A request that fails
+authentication drops the lookup; a route without a prefetch, or a request
+whose authentication did not read one, looks up in the hook.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any
 
 from litestar.connection import ASGIConnection
 
-__all__ = ["PREFETCH", "prefetched", "start_prefetch"]
+from shop.cache import Cache, Lookup
+
+__all__ = ["PREFETCH", "LookupSpec", "keep", "prefetched", "wanted"]
 
 PREFETCH = "shop_prefetch"
-"""Key in a route handler's ``opt``: ``async (connection) -> result``."""
+"""Key in a route handler's ``opt``: a `LookupSpec`."""
 
-_PENDING = "shop.prefetch.pending"
+_RESULT = "shop.prefetch.lookup"
 
-T = TypeVar("T")
 Connection = ASGIConnection[Any, Any, Any, Any]
+LookupSpec = Callable[[Connection], tuple[str, str] | None]
+"""What a route looks up for a request: ``(namespace, suffix)``, or None for nothing."""
 
 
-def start_prefetch(connection: Connection) -> None:
-    """Start the route's lookup, if it has one; it runs from the next event-loop turn."""
+def wanted(connection: Connection) -> tuple[str, str] | None:
+    """The route's lookup for this request, if it declares one (GET and HEAD only)."""
     if connection.scope.get("method") not in ("GET", "HEAD"):
-        return
-    lookup = connection.scope["route_handler"].opt.get(PREFETCH)
-    if lookup is None:
-        return
-    task = asyncio.ensure_future(lookup(connection))
-    task.add_done_callback(_consume)
-    connection.scope["state"][_PENDING] = task
+        return None
+    spec: LookupSpec | None = connection.scope["route_handler"].opt.get(PREFETCH)
+    return None if spec is None else spec(connection)
 
 
-async def prefetched(connection: Connection, lookup: Callable[[Connection], Awaitable[T]]) -> T:
-    """The result of the lookup started with the snapshot read, else ``lookup`` run now."""
-    task = connection.scope["state"].pop(_PENDING, None)
-    if task is None:
-        return await lookup(connection)
-    return cast("T", await task)
+def keep(connection: Connection, lookup: Lookup) -> None:
+    """Leave the lookup authentication read for the route's hook."""
+    connection.scope["state"][_RESULT] = lookup
 
 
-def _consume(task: asyncio.Future[Any]) -> None:
-    """A dropped result (authentication failed) must not log "exception never retrieved"."""
-    with contextlib.suppress(asyncio.CancelledError):
-        task.exception()
+async def prefetched(connection: Connection, spec: LookupSpec) -> Lookup | None:
+    """The lookup read with the snapshot, else the route's lookup done now (None: nothing to look up)."""
+    found: Lookup | None = connection.scope["state"].pop(_RESULT, None)
+    if found is not None:
+        return found
+    wanted_now = spec(connection)
+    if wanted_now is None:
+        return None
+    cache: Cache = connection.app.state.cache
+    return await cache.lookup(*wanted_now)

@@ -120,6 +120,29 @@ async def test_bumps_of_one_turn_share_one_incr_and_each_waits_for_it(
     await other.close()
 
 
+async def test_get_and_lookup_is_one_round_trip_and_follows_a_moved_version(
+    memcached: Memcached | str,
+) -> None:
+    cache = connect(memcached_url(memcached))
+    other = connect(memcached_url(memcached))  # another API process
+    await cache.set("user_1", b"snapshot", 60)
+    first = await cache.lookup(PRODUCTS, "q")  # learns the version
+    assert first.key is not None
+    await cache.set(first.key, b"body", 60)
+    calls = cache.stats.calls
+
+    raw, found = await cache.get_and_lookup("user_1", PRODUCTS, "q")
+
+    assert (raw, found) == (b"snapshot", first._replace(value=b"body"))
+    assert cache.stats.calls - calls == 1
+    await other.bump(PRODUCTS)
+    raw, found = await cache.get_and_lookup("user_1", PRODUCTS, "q")
+    assert raw == b"snapshot"
+    assert found.value is None and found.key not in (None, first.key)  # never the old entry
+    await cache.close()
+    await other.close()
+
+
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
     memcached: Memcached | str,
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -79,12 +82,23 @@ def test_metrics_add_up_across_uvicorn_worker_processes(processes, env, tmp_path
     """`shop run --workers 2`: every process's requests count, whichever process answers."""
     metrics_dir = tmp_path / "metrics"
     api = processes.api({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=2)
-    with httpx.Client(base_url=api.url, timeout=30) as client:
-        for _ in range(40):  # new connections: the kernel spreads them over both processes
-            client.get("/health/live", headers={"Connection": "close"})
-        scrapes = [samples(client.get("/metrics").text) for _ in range(6)]
 
-    pids = {p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("counter_*.db")}
-    assert len(pids) >= 2  # both processes wrote counters
-    for parsed in scrapes:  # every scrape, from either process, sees all 40
-        assert value(parsed, "shop_requests_total", path="/health/live") == 40
+    def writers() -> set[str]:
+        return {p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("counter_*.db")}
+
+    def hit(_: int) -> None:  # a new connection each: the kernel hands it to either process
+        httpx.get(f"{api.url}/health/live", headers={"Connection": "close"}, timeout=30)
+
+    # Which process accepts a connection is the kernel's choice: send concurrent
+    # batches until both have served some (bounded), counting every request.
+    sent, deadline = 0, time.monotonic() + 60
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while len(writers()) < 2 and time.monotonic() < deadline:
+            list(pool.map(hit, range(20)))
+            sent += 20
+    assert len(writers()) >= 2  # both processes wrote counters
+
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        scrapes = [samples(client.get("/metrics").text) for _ in range(6)]
+    for parsed in scrapes:  # every scrape, from either process, sees all of them
+        assert value(parsed, "shop_requests_total", path="/health/live") == sent

@@ -32,9 +32,9 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
+from shop import prefetch
 from shop.accounts.models import User
 from shop.errors import Forbidden, Unauthorized
-from shop.prefetch import start_prefetch
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -247,9 +247,23 @@ async def forget_user(cache: Cache, user_id: int) -> None:
 
 
 async def load_current_user(
-    user_id: int, cache: Cache, session_maker: async_sessionmaker[AsyncSession], ttl: int
+    user_id: int,
+    cache: Cache,
+    session_maker: async_sessionmaker[AsyncSession],
+    ttl: int,
+    connection: ASGIConnection[Any, Any, Any, Any] | None = None,
 ) -> CurrentUser | None:
-    raw = await cache.get(user_cache_key(user_id))
+    """The caller's snapshot from the cache, else from PostgreSQL (and cached).
+
+    With ``connection``, the route's cache lookup (`shop.prefetch`) is read in
+    the same round trip as the snapshot and left for the route's hook.
+    """
+    key = user_cache_key(user_id)
+    if connection is not None and (wanted := prefetch.wanted(connection)) is not None:
+        raw, found = await cache.get_and_lookup(key, *wanted)
+        prefetch.keep(connection, found)
+    else:
+        raw = await cache.get(key)
     if raw is not None:
         try:
             return _user_decoder.decode(raw)
@@ -289,9 +303,12 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         state = connection.app.state
         settings: Settings = state.settings
         claims = verify_access_token(settings.tokens, token.strip())
-        start_prefetch(connection)  # the route's cache read shares the snapshot's round trip
         user = await load_current_user(
-            int(claims.sub), state.cache, state.session_maker, settings.cache.user_ttl
+            int(claims.sub),
+            state.cache,
+            state.session_maker,
+            settings.cache.user_ttl,
+            connection,  # the route's cache read shares the snapshot's round trip
         )
         if user is None or not user.is_active:
             raise Unauthorized("User is inactive or no longer exists.")

@@ -21,7 +21,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import requires_staff
-from shop.cache import PRODUCTS, Cache, Lookup
+from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import MAX_ID, ProductService, check_amount, invalid, to_schema
@@ -68,12 +68,11 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
 _RAW_KEY = "products_raw_key"
 
 
-async def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup:
-    cache: Cache = connection.app.state.cache
+def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
     # The pairs, as sent, in sorted order: the same query in another order
     # shares the entry, without decoding and re-encoding every pair.
     pairs = connection.scope["query_string"].decode("latin-1").split("&")
-    return await cache.lookup(PRODUCTS, "raw:" + "&".join(sorted(pairs)))
+    return PRODUCTS, "raw:" + "&".join(sorted(pairs))
 
 
 async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
@@ -86,18 +85,19 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     The lookup itself was started with authentication (`shop.prefetch`).
     """
     lookup = await prefetched(request, _list_lookup)
+    if lookup is None:  # cannot happen: every list request has a raw key
+        return None
     request.state[_RAW_KEY] = lookup.key
     if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
         return _conditional(hit, request.headers.get("if-none-match"))
     return None
 
 
-async def _detail_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup | None:
+def _detail_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
     product_id = connection.path_params.get("product_id")
     if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
         return None
-    cache: Cache = connection.app.state.cache
-    return await cache.lookup(PRODUCTS, f"detail_{product_id}")
+    return PRODUCTS, f"detail_{product_id}"
 
 
 async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:

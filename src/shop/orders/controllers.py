@@ -14,14 +14,14 @@ from litestar.params import Dependency, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
-from shop.cache import Cache, Lookup
+from shop.cache import Cache
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderReader, cached_body, encode_order, lookup_detail
+from shop.orders.services import OrderReader, cached_body, detail_lookup_key, encode_order
 from shop.prefetch import PREFETCH, prefetched
 from shop.schemas import Page
 from shop.settings import Settings
@@ -56,11 +56,11 @@ Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip
 CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
 
 
-async def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> Lookup | None:
+def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
     order_id = connection.path_params.get("order_id")
     if not isinstance(order_id, int):
         return None
-    return await lookup_detail(connection.app.state.cache, order_id)
+    return detail_lookup_key(order_id)
 
 
 async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:

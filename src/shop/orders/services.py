@@ -38,8 +38,8 @@ __all__ = [
     "StaffOnlyTransition",
     "TransitionNotAllowed",
     "cached_body",
+    "detail_lookup_key",
     "encode_order",
-    "lookup_detail",
 ]
 
 MAX_DB_ID = 2**63 - 1
@@ -123,11 +123,11 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-async def lookup_detail(cache: Cache, order_id: int) -> Lookup | None:
-    """The cache lookup of an order's detail; None for an id no order can have."""
+def detail_lookup_key(order_id: int) -> tuple[str, str] | None:
+    """``(namespace, suffix)`` of an order's cached detail; None for an id no order can have."""
     if not 1 <= order_id <= MAX_DB_ID:
         return None
-    return await cache.lookup(ORDERS, str(order_id))
+    return ORDERS, str(order_id)
 
 
 def cached_body(found: Lookup | None, user: CurrentUser) -> bytes | None:
