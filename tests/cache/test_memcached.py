@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -97,11 +98,21 @@ async def test_every_bump_gives_a_new_version(memcached: Memcached | str) -> Non
     await cache.close()
 
 
-async def test_bumps_of_one_turn_share_one_incr_and_each_waits_for_it(
+@pytest.fixture
+async def two_processes(
     memcached: Memcached | str,
+) -> AsyncIterator[tuple[MemcachedCache, MemcachedCache]]:
+    """Two caches on one memcached, as two API processes have them."""
+    cache, other = connect(memcached_url(memcached)), connect(memcached_url(memcached))
+    yield cache, other
+    await cache.close()
+    await other.close()
+
+
+async def test_bumps_of_one_turn_share_one_incr_and_each_waits_for_it(
+    two_processes: tuple[MemcachedCache, MemcachedCache],
 ) -> None:
-    cache = connect(memcached_url(memcached))
-    other = connect(memcached_url(memcached))  # another API process
+    cache, other = two_processes
     before = await other.version(PRODUCTS)
     seen_on_return: list[int] = []
 
@@ -116,15 +127,12 @@ async def test_bumps_of_one_turn_share_one_incr_and_each_waits_for_it(
     assert cache.stats.bumps == 10
     await cache.bump(PRODUCTS)  # a later turn sends its own
     assert await other.version(PRODUCTS) == before + 2
-    await cache.close()
-    await other.close()
 
 
 async def test_get_and_lookup_is_one_round_trip_and_follows_a_moved_version(
-    memcached: Memcached | str,
+    two_processes: tuple[MemcachedCache, MemcachedCache],
 ) -> None:
-    cache = connect(memcached_url(memcached))
-    other = connect(memcached_url(memcached))  # another API process
+    cache, other = two_processes
     await cache.set("user_1", b"snapshot", 60)
     first = await cache.lookup(PRODUCTS, "q")  # learns the version
     assert first.key is not None
@@ -139,8 +147,6 @@ async def test_get_and_lookup_is_one_round_trip_and_follows_a_moved_version(
     raw, found = await cache.get_and_lookup("user_1", PRODUCTS, "q")
     assert raw == b"snapshot"
     assert found.value is None and found.key not in (None, first.key)  # never the old entry
-    await cache.close()
-    await other.close()
 
 
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
