@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,8 @@ def ratios(results: Sequence[Result]) -> list[dict[str, Any]]:
             checks.append(
                 {
                     "check": label,
-                    "value": round(value, 3),
+                    # truncated, not rounded: 0.5996 must not print as a met 0.6
+                    "value": math.floor(value * 1000) / 1000,
                     "target": f">= {minimum}",
                     "met": value >= minimum,
                 }
