@@ -108,16 +108,15 @@ class Lookup(NamedTuple):
     value: bytes | None
 
 
-_SAFE_KEY = re.compile(rb"[\x21-\x7e]{1,%d}" % _MAX_KEY)
-"""A key memcached takes: printable ASCII without spaces, at most 250 bytes."""
+_SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{_MAX_KEY}}}")
+"""A key memcached takes: printable ASCII without spaces, short enough (one C-level match)."""
 
 
 def make_key(prefix: str, version: int, suffix: str) -> str:
     """``<prefix>_v<version>_<suffix>``; a suffix too long or unsafe for memcached is hashed."""
     key = f"{prefix}_v{version}_{suffix}"
-    # memcached keys: printable ASCII without spaces (33..126); checked in C, not per character.
-    if len(key) > _MAX_KEY or not (key.isascii() and key.isprintable()) or " " in key:
-        key = f"{prefix}_v{version}_h{hashlib.sha256(suffix.encode()).hexdigest()}"
+    if _SAFE_KEY.fullmatch(key) is None:
+        key = f"{prefix}_v{version}_h{hashlib.sha256(suffix.encode(errors='surrogatepass')).hexdigest()}"
     return key
 
 
@@ -340,7 +339,7 @@ class _Client(aiomcache.Client):
     def _validate_key(self, key: bytes) -> bytes:
         # aiomcache decodes and matches a regex per key; every key here comes from
         # make_key or a fixed format, so the same rule is checked in C.
-        if not isinstance(key, bytes) or _SAFE_KEY.fullmatch(key) is None:
+        if not isinstance(key, bytes) or _SAFE_KEY.fullmatch(key.decode("latin-1")) is None:
             raise ValidationException("invalid memcached key", key)
         return key
 

@@ -12,7 +12,10 @@ The hook takes it with `prefetched` and decides exactly as it would have
 without it: nothing is served before the caller is authenticated and the hook
 has run its checks (an order's owner, for one). A request that fails
 authentication drops the lookup; a route without a prefetch, or a request
-whose authentication did not read one, looks up in the hook.
+whose authentication did not read one, looks up in the hook. On a miss the
+handler reuses the same lookup (`lookup_of`) to store what it builds: its
+version was read before the handler's database read, which is what makes
+storing under it safe.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from litestar.connection import ASGIConnection
 
 from shop.cache import Cache, Lookup
 
-__all__ = ["PREFETCH", "LookupSpec", "keep", "prefetched", "wanted"]
+__all__ = ["PREFETCH", "LookupSpec", "keep", "lookup_of", "prefetched", "wanted"]
 
 PREFETCH = "shop_prefetch"
 """Key in a route handler's ``opt``: a `LookupSpec`."""
@@ -45,17 +48,26 @@ def wanted(connection: Connection) -> tuple[str, str] | None:
 
 
 def keep(connection: Connection, lookup: Lookup) -> None:
-    """Leave the lookup authentication read for the route's hook."""
+    """Keep the route's lookup for the rest of the request (hook, then handler)."""
     connection.scope["state"][_RESULT] = lookup
 
 
+def lookup_of(connection: Connection) -> Lookup | None:
+    """The route's lookup of this request, once the hook has made or taken it."""
+    found: Lookup | None = connection.scope["state"].get(_RESULT)
+    return found
+
+
 async def prefetched(connection: Connection, spec: LookupSpec) -> Lookup | None:
-    """The lookup read with the snapshot, else the route's lookup done now (None: nothing to look up)."""
-    found: Lookup | None = connection.scope["state"].pop(_RESULT, None)
+    """The lookup read with the snapshot, else the route's lookup done now and kept
+    (None: nothing to look up)."""
+    found = lookup_of(connection)
     if found is not None:
         return found
     wanted_now = spec(connection)
     if wanted_now is None:
         return None
     cache: Cache = connection.app.state.cache
-    return await cache.lookup(*wanted_now)
+    found = await cache.lookup(*wanted_now)
+    keep(connection, found)
+    return found

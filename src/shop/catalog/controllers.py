@@ -26,7 +26,7 @@ from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import MAX_ID, ProductService, check_amount, invalid, to_schema
 from shop.errors import problem_responses
-from shop.prefetch import PREFETCH, prefetched
+from shop.prefetch import PREFETCH, lookup_of, prefetched
 from shop.schemas import Page
 from shop.settings import Settings
 
@@ -65,9 +65,6 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
     )
 
 
-_RAW_KEY = "products_raw_key"
-
-
 def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
     # The pairs, as sent, in sorted order: the same query in another order
     # shares the entry, without decoding and re-encoding every pair.
@@ -82,13 +79,14 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     response, so a hit here can only be a query that was valid before. The key
     carries the products version like every other entry, so a write bumps it
     too. A miss falls through to the handler, which stores under both keys.
-    The lookup itself was started with authentication (`shop.prefetch`).
+    The lookup itself was read with the caller's snapshot (`shop.prefetch`).
     """
     lookup = await prefetched(request, _list_lookup)
-    if lookup is None:  # cannot happen: every list request has a raw key
-        return None
-    request.state[_RAW_KEY] = lookup.key
-    if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
+    if (
+        lookup is not None
+        and lookup.value is not None
+        and (hit := Encoded.unpack(lookup.value)) is not None
+    ):
         return _conditional(hit, request.headers.get("if-none-match"))
     return None
 
@@ -169,7 +167,8 @@ class ProductController(Controller):
             limit=limit,
             offset=offset,
         )
-        encoded = await products.list_encoded(query, also_under=request.state.get(_RAW_KEY))
+        raw = lookup_of(request)  # the hook's lookup under the raw query string
+        encoded = await products.list_encoded(query, also_under=raw.key if raw else None)
         return _conditional(encoded, if_none_match)
 
     @get(
@@ -181,12 +180,13 @@ class ProductController(Controller):
     )
     async def get_product(
         self,
+        request: Request[Any, Any, Any],
         products: ProductService,
         product_id: int,
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await products.detail_encoded(product_id)
+        encoded = await products.detail_encoded(product_id, lookup_of(request))
         return _conditional(encoded, if_none_match)
 
     @post(

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.cache import PRODUCTS, Cache
+from shop.cache import PRODUCTS, Cache, Lookup
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
@@ -113,10 +113,12 @@ class ProductService:
             await self.cache.set(also_under, packed, self.ttl)
         return encoded
 
-    async def detail_encoded(self, product_id: int) -> Encoded:
+    async def detail_encoded(self, product_id: int, lookup: Lookup | None = None) -> Encoded:
+        """``lookup``: the detail's cache lookup if the caller already made it (a route's hook)."""
         if not 0 < product_id <= MAX_ID:
             raise ProductNotFound(product_id=product_id)
-        lookup = await self.cache.lookup(PRODUCTS, f"detail_{product_id}")
+        if lookup is None:
+            lookup = await self.cache.lookup(PRODUCTS, f"detail_{product_id}")
         if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
             return hit
         product = await self.products.get_live(product_id)

@@ -22,7 +22,7 @@ from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
 from shop.orders.services import OrderReader, cached_body, detail_lookup_key, encode_order
-from shop.prefetch import PREFETCH, prefetched
+from shop.prefetch import PREFETCH, lookup_of, prefetched
 from shop.schemas import Page
 from shop.settings import Settings
 
@@ -65,8 +65,8 @@ def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, 
 
 async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
     """Answer a cached order (ownership checked) before Litestar parses arguments and
-    resolves dependencies; a miss falls through to the handler. The lookup itself
-    was started with authentication (`shop.prefetch`)."""
+    resolves dependencies; a miss falls through to the handler, which reuses the
+    lookup. The lookup itself was read with the caller's snapshot (`shop.prefetch`)."""
     body = cached_body(await prefetched(request, _order_lookup), request.user)
     return None if body is None else Response(body, media_type=MediaType.JSON)
 
@@ -173,7 +173,7 @@ class OrderController(Controller):
         order_id: OrderId,
     ) -> Response[schemas.Order]:
         """The owner or staff see the order; anyone else gets 404."""
-        body = await reader.detail(order_id, request.user)
+        body = await reader.detail(order_id, request.user, lookup_of(request))
         return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @patch(

@@ -156,7 +156,7 @@ class OrderReader:
         # Built on first use: a cache hit never needs it.
         return OrderRepository(session=self.session)
 
-    async def detail(self, order_id: int, user: CurrentUser) -> bytes:
+    async def detail(self, order_id: int, user: CurrentUser, found: Lookup | None = None) -> bytes:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
 
         The cache entry carries the owner's id in front of the body
@@ -166,15 +166,15 @@ class OrderReader:
         body, so the two cannot disagree. The version is read before the
         database, so an entry filled from data older than a concurrent change
         is stored under a version no one reads any more (`Cache.lookup` reads
-        the version first).
+        the version first). ``found``: that lookup, if the caller already made
+        it (the route's hook).
         """
         if not 1 <= order_id <= MAX_DB_ID:
             raise OrderNotFound()
-        found = await self.cache.lookup(ORDERS, str(order_id))
-        if found.value is not None and (entry := _unpack_entry(found.value)) is not None:
-            owner, body = entry
-            _check_reader(owner, user)
-            return body
+        if found is None:
+            found = await self.cache.lookup(ORDERS, str(order_id))
+        if (cached := cached_body(found, user)) is not None:
+            return cached
         orders = await self.load([order_id])
         if not orders:
             raise OrderNotFound()
