@@ -34,7 +34,7 @@ def cli_env(postgres_url: str) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": postgres_url,
-            "SECRET_KEY": "cli-test-secret-key-long-enough",
+            "SECRET_KEY": "cli-test-secret-key-long-enough-for-hs256",
             "JSON_LOGS": "false",
         }
     )

@@ -31,20 +31,23 @@ def _example_variables() -> set[str]:
 
 
 def _parse_cli(argv: list[str]) -> None:
-    """Resolve argv through the real click group without running the command."""
+    """Resolve argv through the real click group without running the command.
+
+    Walks the subcommand names with the public API (Click 8.2 deprecated
+    ``Context.protected_args``), then parses the leaf command's options.
+    """
     assert argv[0] == "shop", argv
-    ctx = main.make_context("shop", list(argv[1:]), resilient_parsing=False)
-    group: click.Group = main
-    args = list(ctx.protected_args) + list(ctx.args)
-    while args:
-        name, cmd, rest = group.resolve_command(ctx, args)
-        assert cmd is not None, f"unknown command {name} in {argv}"
-        ctx = cmd.make_context(name, rest, parent=ctx)
-        if isinstance(cmd, click.Group):
-            group = cmd
-            args = list(ctx.protected_args) + list(ctx.args)
-        else:
-            args = []
+    ctx = click.Context(main, info_name="shop")
+    command: click.Command = main
+    args = list(argv[1:])
+    while isinstance(command, click.Group):
+        assert args and not args[0].startswith("-"), f"no subcommand in {argv}"
+        name, args = args[0], args[1:]
+        found = command.get_command(ctx, name)
+        assert found is not None, f"unknown command {name} in {argv}"
+        command = found
+        ctx = click.Context(command, info_name=name, parent=ctx)
+    command.make_context(ctx.info_name, args, parent=ctx.parent)
 
 
 def test_every_setting_is_documented_in_env_example():

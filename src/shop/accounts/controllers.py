@@ -6,8 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import SecurityRequirement
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts import services
@@ -37,7 +38,7 @@ NO_AUTH: list[SecurityRequirement] = [{}]
 """OpenAPI: this operation needs no credentials (overrides the app-wide Bearer requirement)."""
 
 
-def provide_guard(state: State, settings: Settings) -> AccountGuard:
+def provide_guard(state: State, settings: NamedDependency[Settings]) -> AccountGuard:
     return AccountGuard(state.session_maker, settings)
 
 
@@ -84,10 +85,10 @@ class AuthController(Controller):
     async def register(
         self,
         request: Request[Any, Any, Any],
-        data: RegisterIn,
-        db_session: AsyncSession,
-        settings: Settings,
-        guard: AccountGuard,
+        data: JSONBody[RegisterIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        guard: NamedDependency[AccountGuard],
     ) -> UserWithTokens:
         """The email is the login name (unique case-insensitively); the username is unique too.
 
@@ -115,10 +116,10 @@ class AuthController(Controller):
     async def login(
         self,
         request: Request[Any, Any, Any],
-        data: LoginIn,
-        db_session: AsyncSession,
-        settings: Settings,
-        guard: AccountGuard,
+        data: JSONBody[LoginIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        guard: NamedDependency[AccountGuard],
     ) -> UserWithTokens:
         """Starts a new refresh-token family (one per login session)."""
         user, tokens = await services.login(
@@ -137,7 +138,11 @@ class AuthController(Controller):
         ),
     )
     async def refresh(
-        self, data: RefreshIn, db_session: AsyncSession, settings: Settings, guard: AccountGuard
+        self,
+        data: JSONBody[RefreshIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        guard: NamedDependency[AccountGuard],
     ) -> TokenPair:
         """Refresh tokens are single use: the one sent stops working.
 
@@ -156,17 +161,17 @@ class AuthController(Controller):
     async def logout(
         self,
         request: Request[CurrentUser, Any, Any],
-        data: LogoutIn,
-        db_session: AsyncSession,
-        settings: Settings,
-        guard: AccountGuard,
+        data: JSONBody[LogoutIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        guard: NamedDependency[AccountGuard],
     ) -> None:
         """Every refresh token of that login session stops working; access tokens just expire."""
         await TokenService(db_session, settings, guard).logout(data.refresh, request.user.id)
 
     @get("/profile", summary="The caller's profile", responses=problem_responses(401))
     async def get_profile(
-        self, request: Request[CurrentUser, Any, Any], db_session: AsyncSession
+        self, request: Request[CurrentUser, Any, Any], db_session: NamedDependency[AsyncSession]
     ) -> Profile:
         return profile_of(await UserService(session=db_session).get_profile(request.user.id))
 
@@ -178,9 +183,9 @@ class AuthController(Controller):
     async def update_profile(
         self,
         request: Request[CurrentUser, Any, Any],
-        data: ProfileUpdate,
-        db_session: AsyncSession,
-        cache: Cache,
+        data: JSONBody[ProfileUpdate],
+        db_session: NamedDependency[AsyncSession],
+        cache: NamedDependency[Cache],
     ) -> Profile:
         """Omitted fields stay unchanged; `null` clears phone or address.
 
@@ -205,10 +210,10 @@ class UserAdminController(Controller):
     async def update_user(
         self,
         request: Request[CurrentUser, Any, Any],
-        user_id: int,
-        data: AdminUserUpdate,
-        db_session: AsyncSession,
-        cache: Cache,
+        user_id: FromPath[int],
+        data: JSONBody[AdminUserUpdate],
+        db_session: NamedDependency[AsyncSession],
+        cache: NamedDependency[Cache],
     ) -> AdminUser:
         """Takes effect on the user's next request; deactivating revokes their refresh tokens."""
         user = await UserService(session=db_session).set_flags(

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -219,7 +220,9 @@ def _check_token(request: Request[Any, Any, Any], token: str | None) -> None:
     responses=problem_responses(401, s401="METRICS_TOKEN is set and the bearer token is not it"),
     cache_control=None,
 )
-async def metrics_endpoint(request: Request[Any, Any, Any], settings: Settings) -> Response[bytes]:
+async def metrics_endpoint(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Response[bytes]:
     """Request, cache, order, job and webhook metrics in the Prometheus text format."""
     _check_token(request, settings.http.metrics_token)
     cache = getattr(request.app.state, "cache", None)

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
-from litestar.params import Dependency, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter, SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
@@ -53,7 +53,7 @@ OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100)")]
 Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]
 # `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
-CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
+CacheDep = NamedDependency[SkipValidation[Cache]]
 
 
 def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
@@ -71,7 +71,7 @@ async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[b
     return None if body is None else Response(body, media_type=MediaType.JSON)
 
 
-def provide_reader(db_session: AsyncSession, state: State) -> OrderReader:
+def provide_reader(db_session: NamedDependency[AsyncSession], state: State) -> OrderReader:
     """One dependency for the read handlers: Litestar resolves several same-level
     dependencies in an anyio task group per request, a measurable cost on cached reads."""
     return OrderReader(db_session, state.cache, state.settings)
@@ -105,14 +105,14 @@ class OrderController(Controller):
     async def create_order(
         self,
         request: Request[CurrentUser, Any, Any],
-        data: schemas.OrderCreate,
-        db_session: AsyncSession,
+        data: JSONBody[schemas.OrderCreate],
+        db_session: NamedDependency[AsyncSession],
         cache: CacheDep,
-        settings: Settings,
+        settings: NamedDependency[Settings],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 required=False,
                 description="Makes retries safe: the same key with the same body returns the first "
                 "response for 24 h and creates nothing; with another body, 422.",
@@ -151,7 +151,7 @@ class OrderController(Controller):
     async def list_orders(
         self,
         request: Request[CurrentUser, Any, Any],
-        reader: OrderReader,
+        reader: NamedDependency[OrderReader],
         status: StatusFilter = None,
         limit: Limit = 20,
         offset: Offset = 0,
@@ -169,7 +169,7 @@ class OrderController(Controller):
     async def get_order(
         self,
         request: Request[CurrentUser, Any, Any],
-        reader: OrderReader,
+        reader: NamedDependency[OrderReader],
         order_id: OrderId,
     ) -> Response[schemas.Order]:
         """The owner or staff see the order; anyone else gets 404."""
@@ -193,10 +193,10 @@ class OrderController(Controller):
     async def update_order(
         self,
         request: Request[CurrentUser, Any, Any],
-        data: schemas.OrderStatusUpdate,
-        db_session: AsyncSession,
+        data: JSONBody[schemas.OrderStatusUpdate],
+        db_session: NamedDependency[AsyncSession],
         cache: CacheDep,
-        settings: Settings,
+        settings: NamedDependency[Settings],
         order_id: OrderId,
     ) -> schemas.Order:
         """Move an order along its lifecycle (SPEC §2); every move is recorded in ``history``.
@@ -218,9 +218,9 @@ class AdminOrderController(Controller):
     @get(summary="All orders (staff)", responses=problem_responses(400, 401, 403))
     async def list_all_orders(
         self,
-        db_session: AsyncSession,
+        db_session: NamedDependency[AsyncSession],
         cache: CacheDep,
-        settings: Settings,
+        settings: NamedDependency[Settings],
         status: StatusFilter = None,
         user_id: Annotated[
             int | None, Parameter(ge=1, le=2**63 - 1, description="Owner id")

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,7 +94,9 @@ def _delivery(event: WebhookEvent, attempts: list[WebhookAttempt]) -> Delivery:
     },
 )
 async def download_invoice(
-    request: Request[CurrentUser, Any, Any], db_session: AsyncSession, order_id: OrderId
+    request: Request[CurrentUser, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+    order_id: OrderId,
 ) -> Response[bytes]:
     """The invoice is made by a background job shortly after the order is placed; until then
     this answers 404 with a ``Retry-After`` header."""
@@ -120,7 +123,7 @@ Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip
     responses=problem_responses(400, 401, 403),
 )
 async def list_deliveries(
-    db_session: AsyncSession,
+    db_session: NamedDependency[AsyncSession],
     order_id: Annotated[int | None, Parameter(ge=1, description="Only this order's events")] = None,
     outcome: Annotated[
         Outcome | None, Parameter(description="Only events with this outcome")
@@ -150,7 +153,9 @@ async def list_deliveries(
         401, 403, 404, 409, s409="The event is not failed or skipped (pending or delivered)"
     ),
 )
-async def redeliver(db_session: AsyncSession, event_id: uuid.UUID) -> Delivery:
+async def redeliver(
+    db_session: NamedDependency[AsyncSession], event_id: FromPath[uuid.UUID]
+) -> Delivery:
     """Queues a new delivery of the same event (same ``event_id``, so receivers can deduplicate);
     the event is ``pending`` until the worker has sent it."""
     event = await webhooks.redeliver(db_session, event_id)
