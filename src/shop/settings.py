@@ -18,7 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["CacheSettings", "ConfigError", "DatabaseSettings", "PasswordSettings", "Settings"]
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "CacheSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "PasswordSettings",
+    "Settings",
+]
+
+MIN_SECRET_BYTES = 32
+"""SECRET_KEY signs HS256 JWTs: at least the 32 bytes of its hash (RFC 7518 §3.2)."""
 
 
 class ConfigError(Exception):
@@ -206,8 +216,13 @@ class Settings:
                 )
             secret = secrets.token_urlsafe(48)
             generated = True
-        elif len(secret) < 16 and not dev_mode:
-            raise ConfigError("SECRET_KEY: too short, use at least 16 characters")
+        elif len(secret.encode()) < MIN_SECRET_BYTES:
+            # One rule for `shop run` and `shop dev`: HS256 wants a key as long as its
+            # hash (RFC 7518 §3.2); PyJWT warns about anything shorter.
+            raise ConfigError(
+                f"SECRET_KEY: too short ({len(secret.encode())} bytes), "
+                f"use at least {MIN_SECRET_BYTES} characters"
+            )
 
         raw_db = env.get("DATABASE_URL", "")
         if not raw_db:

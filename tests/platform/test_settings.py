@@ -40,6 +40,7 @@ def test_webhook_secret_falls_back_to_a_key_derived_from_secret_key():
     [
         ({"SECRET_KEY": ""}, "SECRET_KEY"),  # required outside dev mode
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),  # too short to sign anything
+        ({"SECRET_KEY": "s" * 31}, "SECRET_KEY"),  # HS256 wants 32 bytes; PyJWT warns below
         ({"DATABASE_URL": ""}, "DATABASE_URL"),  # required outside dev mode
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),  # PostgreSQL only
         ({"DEBUG": "maybe"}, "DEBUG"),  # not a boolean
@@ -87,3 +88,12 @@ def test_cli_stops_with_one_line_naming_the_variable():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "SECRET_KEY" in lines[0]
+
+
+def test_dev_mode_applies_the_same_secret_key_rule():
+    """`shop dev` used to accept a 5-character SECRET_KEY that `shop run` refused."""
+    env = {"SECRET_KEY": "short"}
+
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        Settings.from_env(env, dev_mode=True)
+    assert Settings.from_env({"SECRET_KEY": "k" * 32}, dev_mode=True).tokens.secret_key == "k" * 32
