@@ -3,7 +3,7 @@
 Request flow: `EdgeMiddleware` (request id, Host allow-list, security headers)
 → `LimitsMiddleware` (URL, header, body size and JSON depth limits) → Litestar
 routing → Prometheus request metrics → `JWTAuthMiddleware` (every route not marked public) →
-controller → service (business rules) → repository (queries), all inside the
+`StrictInputMiddleware` (query and body types exactly as documented) → controller → service (business rules) → repository (queries), all inside the
 one transaction `shop.db.provide_session` owns.
 
 Shared state lives on ``app.state``: ``settings``, ``engine``, ``session_maker``
@@ -40,6 +40,7 @@ from shop.ops.limits import LimitsMiddleware
 from shop.ops.metrics import metrics_config, metrics_endpoint
 from shop.ops.middleware import EdgeMiddleware
 from shop.ops.openapi import CompleteJsonRenderPlugin
+from shop.ops.strict import StrictInputMiddleware
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
 from shop.settings import Settings
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exclude=["^/api/schema"],
                 exclude_from_auth_key="exclude_from_auth",
             ),
+            StrictInputMiddleware,
         ],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),

@@ -132,3 +132,135 @@ async def test_chunked_body_over_the_limit_is_413(client):
     response = await client.post("/api/auth/register/", content=chunks())
 
     assert_problem(response, 413)
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+BODY_ENDPOINTS = [
+    ("POST", "/api/auth/register/"),
+    ("POST", "/api/auth/login/"),
+    ("POST", "/api/orders/"),
+    ("PATCH", "/api/auth/profile/"),
+    ("PATCH", "/api/products/1/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,  # no Content-Type at all
+        "text/plain",
+        "application/x-www-form-urlencoded",  # what curl -d sends by default
+        "application/octet-stream",
+    ],
+)
+@pytest.mark.parametrize("body", [DEEP, b'{"email":"u1@example.com","password":"x"}'])
+async def test_a_body_not_declared_as_json_is_415(
+    client, db, settings, method, path, content_type, body
+):
+    """Litestar would decode it as JSON anyway; a deep one used to be a 500 (RecursionError)."""
+    headers = auth_headers(settings, await make_user(db, is_staff=True))
+    if content_type is not None:
+        headers["content-type"] = content_type
+
+    response = await client.request(method, path, content=body, headers=headers)
+
+    body = assert_problem(response, 415)
+    assert "application/json" in body["detail"]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS)
+async def test_a_json_body_too_deep_is_400_on_every_body_endpoint(
+    client, db, settings, method, path
+):
+    headers = {**JSON, **auth_headers(settings, await make_user(db, is_staff=True))}
+
+    response = await client.request(method, path, content=DEEP, headers=headers)
+
+    assert "nested" in assert_problem(response, 400)["detail"]
+
+
+async def test_json_with_a_charset_parameter_is_still_json(client):
+    response = await client.post(
+        "/api/auth/login/",
+        content=b'{"email":"nobody@example.com","password":"x"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+
+    assert_problem(response, 401)
+
+
+# Litestar coerces loosely (msgspec strict=False); each row was accepted before.
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PATCH", "/api/admin/users/{other}/", {"is_active": "false"}, "is_active"),
+        ("PATCH", "/api/admin/users/{other}/", {"is_active": "0"}, "is_active"),
+        ("PATCH", "/api/admin/users/{other}/", {"is_active": 0}, "is_active"),
+        ("PATCH", "/api/admin/users/{other}/", {"is_staff": "FALSE"}, "is_staff"),
+        ("POST", "/api/products/", {"stock": "5"}, "stock"),
+        ("POST", "/api/products/", {"stock": 5.0}, "stock"),
+        ("POST", "/api/products/", {"name": 7}, "name"),
+    ],
+)
+async def test_staff_writes_take_exactly_the_documented_types(
+    client, db, settings, method, path, body, field
+):
+    staff = await make_user(db, is_staff=True)
+    other = await make_user(db)
+    product = {"name": "Lamp", "description": "", "price": "9.99", "stock": 1, "category": "home"}
+    payload = {**product, **body} if path == "/api/products/" else body
+
+    response = await client.request(
+        method,
+        path.format(other=other.id),
+        json=payload,
+        headers=auth_headers(settings, staff),
+    )
+
+    problem = assert_problem(response, 400)
+    assert field in problem["detail"]
+    assert problem["errors"][0]["field"] == field
+    await db.refresh(other)
+    assert other.is_active and not other.is_staff
+    listed = await client.get("/api/products/", headers=auth_headers(settings, staff))
+    assert listed.status_code == 200 and not listed.json().get(
+        "results", listed.json().get("items")
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/api/products/", "offset=1e3", "offset"),
+        ("/api/products/", "limit=5.0", "limit"),
+        ("/api/products/", "in_stock=1", "in_stock"),
+        ("/api/products/", "in_stock=TRUE", "in_stock"),
+        ("/api/orders/", "offset=1e3", "offset"),
+        ("/api/admin/orders/", "user_id=1e0", "user_id"),
+        ("/api/admin/webhooks/deliveries/", "limit=2e1", "limit"),
+    ],
+)
+async def test_query_parameters_take_exactly_the_documented_types(
+    client, db, settings, path, query, field
+):
+    staff = await make_user(db, is_staff=True)
+
+    response = await client.get(f"{path}?{query}", headers=auth_headers(settings, staff))
+
+    problem = assert_problem(response, 400)
+    assert field in problem["detail"]
+
+
+async def test_well_typed_booleans_and_integers_are_accepted(client, db, settings):
+    staff = await make_user(db, is_staff=True)
+    other = await make_user(db)
+    headers = auth_headers(settings, staff)
+
+    listed = await client.get("/api/products/?in_stock=false&offset=0&limit=5", headers=headers)
+    changed = await client.patch(
+        f"/api/admin/users/{other.id}/", json={"is_active": False}, headers=headers
+    )
+
+    assert listed.status_code == 200
+    assert changed.status_code == 200 and changed.json()["is_active"] is False

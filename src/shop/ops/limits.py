@@ -10,11 +10,19 @@ routing, no authentication and no database round trip). Every refusal is RFC
 * ``Content-Length`` above ``MAX_BODY_BYTES`` → 413 at once, without reading a
   byte; a malformed ``Content-Length`` → 400. A chunked body that grows past
   the limit is refused by Litestar's own ``request_max_body_size`` (413).
+* A body sent to ``/api/`` that is not declared as JSON (``Content-Type``
+  missing or not ``application/json`` / ``*+json``) → 415. Litestar decodes a
+  ``data`` argument as JSON whatever the declared type, so without this check
+  an undeclared body would skip the depth check below and reach msgspec. An
+  empty body passes (some POSTs carry none).
 * A JSON body nested deeper than ``MAX_JSON_DEPTH`` → 400. msgspec decodes
   recursively and raises ``RecursionError`` (a 500) on a few thousand levels of
   ``[[[[``; no field of our API nests deeper than a handful. JSON bodies are
   buffered here (they are bounded by the size limit, and the handler would
   read them whole anyway) and replayed to the app unchanged.
+
+Paths outside ``/api/`` (the staff console's form posts) keep their own media
+types; a body they declare as JSON is still depth-checked.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
     from shop.settings import HttpSettings
 
-__all__ = ["LimitsMiddleware", "json_depth"]
+__all__ = ["LimitsMiddleware", "json_depth", "replay"]
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPENERS = b"[{"
@@ -50,10 +58,15 @@ def json_depth(body: bytes) -> int:
 
 
 def _is_json(scope: Scope) -> bool:
+    """``application/json`` or a ``+json`` type, parameters (``; charset=...``) aside."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return b"json" in value.lower()
+            media_type = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json" or media_type.endswith(b"+json")
     return False
+
+
+API_PREFIX = "/api/"
 
 
 class LimitsMiddleware:
@@ -72,11 +85,22 @@ class LimitsMiddleware:
         if refusal is not None:
             await send_problem(send, *refusal)
             return
-        if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
+        if scope.get("method") not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        is_json = _is_json(scope)
+        if is_json or scope["path"].startswith(API_PREFIX):
             body, more = await self._read_bounded(receive)
             if more:
                 await send_problem(
                     send, 413, f"The request body is larger than {self.max_body} bytes."
+                )
+                return
+            if body and not is_json:
+                await send_problem(
+                    send,
+                    415,
+                    "The request body must be JSON, sent with Content-Type: application/json.",
                 )
                 return
             if body.count(b"[") + body.count(b"{") > self.max_depth:
@@ -89,7 +113,7 @@ class LimitsMiddleware:
                         f"{self.max_depth} are accepted.",
                     )
                     return
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.app(scope, receive, send)
 
     def _refuse_head(self, scope: Scope) -> tuple[int, str] | None:
@@ -130,23 +154,25 @@ class LimitsMiddleware:
                 return b"".join(chunks), False
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the app, the already read ``body`` first."""
     sent = False
 
-    async def replay() -> Any:
+    async def replayed() -> Any:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()  # after the body: http.disconnect when the client leaves
 
-    return replay
+    return replayed
 
 
 _TITLES = {
     400: "Bad Request",
     413: "Content Too Large",
     414: "URI Too Long",
+    415: "Unsupported Media Type",
     431: "Request Header Fields Too Large",
 }
 

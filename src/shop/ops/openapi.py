@@ -8,7 +8,8 @@ showed them as undocumented. This pass adds them once, for every operation:
   (malformed JSON, wrong types, out-of-range path ids are refused before the
   handler runs);
 * 401 wherever the operation needs a bearer token (the auth middleware);
-* 413 wherever it takes a body (``MAX_BODY_BYTES``, `shop.ops.limits`);
+* 413 and 415 wherever it takes a body (``MAX_BODY_BYTES``, a body not declared
+  as JSON; `shop.ops.limits`);
 * 503 everywhere except liveness (the database is unavailable, `shop.errors`);
 * and Litestar's own error entries, documented as ``application/json``, are
   corrected to ``application/problem+json`` (what `shop.errors` sends).
@@ -62,6 +63,7 @@ _DESCRIPTIONS = {
     "400": "Invalid input (malformed JSON, wrong types, out of range); `errors` lists the fields",
     "401": "Missing, invalid or expired access token",
     "413": "Request body too large",
+    "415": "The body is not declared as JSON (send Content-Type: application/json)",
     "503": "A dependency (the database) is unavailable; retry after Retry-After seconds",
 }
 
@@ -124,7 +126,7 @@ def _complete(schema: dict[str, Any]) -> dict[str, Any]:
         if _needs_auth(operation, schema):
             wanted.append("401")
         if operation.get("requestBody"):
-            wanted.append("413")
+            wanted += ["413", "415"]
         if path not in _NO_DB:
             wanted.append("503")
         for status in wanted:
