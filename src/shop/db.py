@@ -18,11 +18,13 @@ happened; that is why the session lifecycle lives here.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -94,15 +96,56 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     }
     if "ssl" not in url.query and "sslmode" not in url.query and _is_local(url):
         connect_args["ssl"] = False
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
-        pool_pre_ping=False,
+        pool_pre_ping=False,  # see _ping_idle_connections
         pool_recycle=1800,
         connect_args=connect_args,
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+PING_IDLE_AFTER = 1.0
+"""Seconds a pooled connection may sit unused before it is pinged on checkout."""
+
+_CHECKED_IN_AT = "shop.checked_in_at"
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection on checkout, so the first request after a PostgreSQL
+    restart gets a live connection instead of a 503.
+
+    Two checks, the cheap one first. asyncpg notices when the server closed the
+    socket (a restart, a terminated backend) and says so without a round trip
+    (``is_closed()``). A connection idle for ``PING_IDLE_AFTER`` is also pinged,
+    for a server that vanished without closing anything. SQLAlchemy's
+    ``pool_pre_ping`` would ping on every checkout, a measurable cost on hot
+    cached reads that reuse each connection within milliseconds. A dead
+    connection invalidates every pooled connection older than now (they all
+    died with the server) and the pool hands out a new one.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            logger.info("a pooled database connection was closed by the server; reconnecting")
+            raise InvalidatePoolError("connection closed by the server")
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_IDLE_AFTER:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            logger.info("a pooled database connection was dead; reconnecting (%s)", exc)
+            raise InvalidatePoolError(str(exc)) from exc
 
 
 def create_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -107,3 +107,29 @@ async def test_pool_exhaustion_is_503_not_a_hang(pg):
     assert_unavailable(response)
     assert elapsed < 10  # generous: the pool timeout is 1 s
     assert after.status_code == 401  # connection back in the pool: normal service
+
+
+async def test_first_request_after_a_quiet_postgresql_restart_succeeds(pg):
+    """No traffic during the outage: the pool still holds connections to the old server.
+
+    They are pinged on checkout after being idle, so the first request gets a live one
+    (it used to be a 503).
+    """
+    settings = make_settings(pg.url, None, DB_CONNECT_TIMEOUT="2", DB_POOL_TIMEOUT="2")
+    async with serve_in_process(create_app(settings)) as client:
+        registered = await client.post("/api/auth/register/", json=REGISTRATION)
+        headers = {"Authorization": f"Bearer {registered.json()['access']}"}
+        before = await client.get("/api/auth/profile/", headers=headers)
+
+        await asyncio.to_thread(pg.stop)
+        await asyncio.to_thread(pg.start)
+        after = await client.get("/api/auth/profile/", headers=headers)
+        logged_in = await client.post(
+            "/api/auth/login/",
+            json={"email": REGISTRATION["email"], "password": REGISTRATION["password"]},
+        )
+
+    assert before.status_code == 200
+    assert after.status_code == 200, after.text
+    assert after.json()["email"] == REGISTRATION["email"]
+    assert logged_in.status_code == 200
