@@ -177,21 +177,44 @@ class AuthController(Controller):
 
     @patch(
         "/profile",
-        summary="Change username, phone or address",
-        responses=problem_responses(400, 401, 409, s409="Username already taken"),
+        summary="Change username, phone, address or email",
+        responses=problem_responses(
+            400,
+            401,
+            403,
+            409,
+            429,
+            s400="Invalid field, or an email change without current_password",
+            s403="current_password is wrong",
+            s409="Email or username already taken",
+            s429="Too many wrong passwords for this account or from this address; see Retry-After",
+        ),
     )
     async def update_profile(
         self,
         request: Request[CurrentUser, Any, Any],
         data: JSONBody[ProfileUpdate],
         db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        guard: NamedDependency[AccountGuard],
         cache: NamedDependency[Cache],
     ) -> Profile:
         """Omitted fields stay unchanged; `null` clears phone or address.
 
-        Email and staff status are read-only here.
+        Changing `email` needs `current_password`; it ends the user's other login
+        sessions (their refresh tokens stop working), not this one. `id`,
+        `is_staff` and `date_joined` are read-only: sent back, they are ignored.
         """
-        user = await UserService(session=db_session).update_profile(request.user.id, data, cache)
+        user = await services.update_profile(
+            db_session,
+            settings,
+            guard,
+            cache,
+            user_id=request.user.id,
+            changes=data,
+            session_family=request.auth.fam,
+            client=client_address(request),
+        )
         return profile_of(user)
 
 

@@ -85,12 +85,14 @@ class RefreshFamilyRepository(SQLAlchemyAsyncRepository[RefreshFamily]):
             query = query.where(RefreshFamily.user_id == user_id)
         await self.session.execute(query.values(revoked_at=func.now()))
 
-    async def revoke_all_of(self, user_id: int) -> None:
-        await self.session.execute(
-            update(RefreshFamily)
-            .where(RefreshFamily.user_id == user_id, RefreshFamily.revoked_at.is_(None))
-            .values(revoked_at=func.now())
+    async def revoke_all_of(self, user_id: int, *, keep: uuid.UUID | None = None) -> None:
+        """Revoke every live family of the user, except ``keep`` (the caller's own session)."""
+        query = update(RefreshFamily).where(
+            RefreshFamily.user_id == user_id, RefreshFamily.revoked_at.is_(None)
         )
+        if keep is not None:
+            query = query.where(RefreshFamily.id != keep)
+        await self.session.execute(query.values(revoked_at=func.now()))
 
     async def delete_expired(self, *, user_id: int | None = None) -> int:
         """Drop families whose tokens have all expired (revoked or not)."""

@@ -62,14 +62,18 @@ class LogoutIn(msgspec.Struct):
     refresh: Token
 
 
+ReadOnly = msgspec.Meta(extra_json_schema={"extra": {"read_only": True}})
+"""OpenAPI ``readOnly``: sent by the server; a client sending it back is ignored."""
+
+
 class Profile(msgspec.Struct):
-    id: int
+    id: Annotated[int, ReadOnly]
     username: str
     email: str
     phone: str
     address: str
-    is_staff: bool
-    date_joined: datetime
+    is_staff: Annotated[bool, ReadOnly]
+    date_joined: Annotated[datetime, ReadOnly]
 
 
 class TokenPair(msgspec.Struct):
@@ -84,9 +88,24 @@ class UserWithTokens(msgspec.Struct):
 
 
 class ProfileUpdate(msgspec.Struct):
-    """Omitted fields stay as they are; ``null`` clears phone or address."""
+    """Omitted fields stay as they are; ``null`` clears phone or address.
+
+    Changing ``email`` needs ``current_password`` too. Read-only profile fields
+    (``id``, ``is_staff``, ``date_joined``) sent back are ignored, as in the Django app.
+    """
 
     username: Username | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    current_password: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_LENGTH,
+                description="The account's password; required when changing ``email``",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
     phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
     address: Address | msgspec.UnsetType | None = msgspec.UNSET
 

@@ -125,7 +125,7 @@ class TokenClaims(msgspec.Struct, frozen=True):
     jti: str
     type: str
     fam: str | None = None
-    """Refresh tokens only: the family (login session) the token belongs to."""
+    """The family (login session) of a refresh token, and of the access tokens issued with it."""
 
 
 def encode_token(

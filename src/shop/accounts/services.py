@@ -51,10 +51,12 @@ __all__ = [
     "TokenService",
     "UserService",
     "UsernameTaken",
+    "WrongPassword",
     "create_user_from_cli",
     "normalise_email",
     "purge_expired",
     "register",
+    "update_profile",
 ]
 
 logger = logging.getLogger("shop.accounts")
@@ -73,6 +75,10 @@ class EmailTaken(Conflict):
 
 class UsernameTaken(Conflict):
     """A user with this username already exists."""
+
+
+class WrongPassword(Forbidden):
+    """The current password is wrong."""
 
 
 class InvalidCredentials(Unauthorized):
@@ -281,7 +287,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             async with session.begin_nested():
                 await session.flush()
         except IntegrityError:
-            raise UsernameTaken() from None
+            # Raced past the checks by another request; the unique indexes decided.
+            raise Conflict("A user with this email or username already exists.") from None
         await session.refresh(user)
 
 
@@ -404,7 +411,7 @@ class TokenService:
                 expires_at=datetime.fromtimestamp(claims.exp, UTC),
             )
         )
-        access, _ = encode_token(self.settings.tokens, user_id, "access")
+        access, _ = encode_token(self.settings.tokens, user_id, "access", family=family_id)
         return IssuedTokens(access=access, refresh=refresh)
 
     async def rotate(self, token: str) -> IssuedTokens:
@@ -424,7 +431,7 @@ class TokenService:
         )
         if not rotated:
             raise ReusedRefreshToken()
-        access, _ = encode_token(self.settings.tokens, user_id, "access")
+        access, _ = encode_token(self.settings.tokens, user_id, "access", family=family_id)
         return IssuedTokens(access=access, refresh=refresh)
 
     async def logout(self, token: str, user_id: int) -> None:
@@ -479,6 +486,69 @@ async def login(
     await guard.login_succeeded(session, email)
     tokens = await TokenService(session, settings, guard).start_family(user.id)
     return user, tokens
+
+
+async def update_profile(
+    session: AsyncSession,
+    settings: Settings,
+    guard: AccountGuard,
+    cache: Cache,
+    *,
+    user_id: int,
+    changes: ProfileUpdate,
+    session_family: str | None,
+    client: str,
+) -> User:
+    """Change the caller's profile; a new email needs the current password.
+
+    The email is the login name, so changing it is guarded like a login: the
+    password is checked (wrong guesses count towards the login throttle), and
+    every other login session of the user is ended: its refresh tokens stop
+    working. The caller's own session (``session_family``, from the access
+    token) keeps going. Checks run in this order: a malformed email (400), a
+    missing (400) or wrong (403) password, then a taken email (409), so only
+    the account's owner learns whether an email is registered.
+    """
+    users = UserService(session=session)
+    user = await users.get_profile(user_id)
+    email_changed = False
+    if changes.email is not msgspec.UNSET and normalise_email(changes.email) != user.email:
+        email = normalise_email(changes.email)
+        if problem := email_problem(email):
+            raise InvalidInput(problem, errors=[{"field": "email", "message": problem}])
+        password = changes.current_password
+        if password is msgspec.UNSET or not password:
+            raise InvalidInput(
+                "Changing the email needs the current password in current_password.",
+                errors=[{"field": "current_password", "message": "This field is required."}],
+            )
+        await guard.ensure_login_allowed(session, user.email, client)
+        valid, _ = await passwords_for(settings.passwords).verify_off_loop(
+            password, user.password_hash
+        )
+        if not valid:
+            await guard.login_failed(user.email, client)
+            raise WrongPassword(
+                errors=[{"field": "current_password", "message": "The current password is wrong."}]
+            )
+        if await users.repository.email_taken(email):
+            raise EmailTaken(
+                errors=[{"field": "email", "message": "A user with this email already exists."}]
+            )
+        user.email = email
+        email_changed = True
+    user = await users.update_profile(user_id, changes, cache)
+    if email_changed:
+        keep = _uuid_or_none(session_family)
+        await RefreshFamilyRepository(session=session).revoke_all_of(user_id, keep=keep)
+    return user
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 async def create_user_from_cli(
