@@ -26,6 +26,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
+import shop
 from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
 from shop.accounts.controllers import routes as account_routes
 from shop.accounts.security import JWTAuthMiddleware
@@ -82,7 +83,7 @@ def openapi_config() -> OpenAPIConfig:
             "/api/schema", route_handlers=[], after_request=_json_not_found, include_in_schema=False
         ),
         title="shop",
-        version="1.0.0",
+        version=shop.__version__,
         description=API_DESCRIPTION,
         path="/api/schema",
         render_plugins=[CompleteJsonRenderPlugin(path=["/", "/openapi.json"])],

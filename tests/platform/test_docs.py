@@ -111,3 +111,25 @@ async def test_docs_pages_render_offline_in_chromium(
 
     assert count >= 1
     assert outside == [], f"the page reached outside the server: {outside}"
+
+
+@pytest.mark.parametrize("path", ["/api/", "/api"])
+async def test_api_root_is_a_json_index_of_docs_schema_and_resources(client, path):
+    response = await client.get(path)
+
+    assert response.status_code == 200
+    index = response.json()
+    assert index["docs"].endswith("/api/docs/") and index["schema"].endswith("/api/schema/")
+    for name in ("products", "orders", "admin_orders", "profile"):
+        assert index["resources"][name].startswith("http")
+    followed = await client.get(index["schema"])
+    assert followed.status_code == 200
+
+
+async def test_api_index_and_package_version_are_in_the_schema(client):
+    from shop import __version__
+
+    schema = (await client.get("/api/schema/")).json()
+
+    assert schema["info"]["version"] == __version__ == "0.1.0"
+    assert "/api" in schema["paths"] or "/api/" in schema["paths"]

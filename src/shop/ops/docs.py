@@ -7,17 +7,48 @@ ships the upstream builds of both, so no page ever reaches for a CDN.
 
 The schema router is mounted at ``/api/schema`` (not ``/api``) so that unknown
 ``/api/...`` paths still fall through to the JSON 404, not Litestar's HTML page.
+
+``GET /api/`` answers a small JSON index (`ApiIndex`): where the docs and the
+schema are, and each resource collection, as absolute URLs like DRF's API root.
 """
 
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-from litestar import Controller, MediaType, Router, get
+import msgspec
+from litestar import Controller, MediaType, Request, Router, get
 from litestar.static_files import create_static_files_router
 
+import shop
+
 ASSETS_PATH = "/api/docs/assets"
+
+COLLECTIONS = {
+    "register": "/api/auth/register/",
+    "login": "/api/auth/login/",
+    "token_refresh": "/api/auth/token/refresh/",
+    "profile": "/api/auth/profile/",
+    "products": "/api/products/",
+    "orders": "/api/orders/",
+    "admin_orders": "/api/admin/orders/",
+    "admin_webhook_deliveries": "/api/admin/webhooks/deliveries/",
+}
+"""The index's resources: name -> path (collections, and the account endpoints)."""
+
+
+class ApiIndex(msgspec.Struct):
+    """Where everything is; each value an absolute URL."""
+
+    name: str
+    version: str
+    docs: str
+    redoc: str
+    schema: str
+    health: str
+    resources: dict[str, str]
 
 
 def _assets_dir() -> Path:
@@ -65,7 +96,29 @@ class DocsController(Controller):
         return _REDOC
 
 
-def docs_routes() -> list[Controller | Router | type[Controller]]:
+@get(
+    ["/api", "/api/"],
+    tags=["operations"],
+    summary="Index of the API: docs, schema and each resource",
+    opt={"exclude_from_auth": True},
+    security=[{}],
+    sync_to_thread=False,
+)
+def api_index(request: Request[Any, Any, Any]) -> ApiIndex:
+    """Links to the Swagger UI and ReDoc pages, the OpenAPI document and every resource."""
+    base = str(request.base_url).rstrip("/")
+    return ApiIndex(
+        name="shop",
+        version=shop.__version__,
+        docs=f"{base}/api/docs/",
+        redoc=f"{base}/api/redoc/",
+        schema=f"{base}/api/schema/",
+        health=f"{base}/health/ready",
+        resources={name: base + path for name, path in COLLECTIONS.items()},
+    )
+
+
+def docs_routes() -> list[Controller | Router | type[Controller] | Any]:
     assets = create_static_files_router(
         path=ASSETS_PATH,
         directories=[_assets_dir()],
@@ -73,4 +126,4 @@ def docs_routes() -> list[Controller | Router | type[Controller]]:
         opt={"exclude_from_auth": True},
         cache_control=None,
     )
-    return [DocsController, assets]
+    return [DocsController, api_index, assets]

@@ -33,7 +33,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 __all__ = ["CompleteJsonRenderPlugin"]
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-_NO_DB = {"/health/live"}
+_NO_DB = {"/health/live", "/api"}
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
