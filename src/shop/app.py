@@ -12,6 +12,7 @@ and ``cache``, created in the lifespan and closed on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +26,9 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import shop
 from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
@@ -108,6 +112,27 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+async def _warn_if_unreachable(engine: AsyncEngine, url: str) -> None:
+    """One warning line when the database cannot be reached at start-up.
+
+    The API starts anyway (readiness answers 503 until the database is back),
+    but an operator should not have to find out from a client. Runs beside
+    start-up, so an unreachable host does not delay it by the connect timeout.
+    """
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        logger.warning(
+            "database %s is unreachable at start-up (%s: %s); serving anyway, "
+            "/health/ready answers 503 until it is back",
+            where,
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
 
@@ -118,9 +143,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.engine = engine
         app.state.session_maker = create_session_maker(engine)
         app.state.cache = cache
+        probe = asyncio.create_task(_warn_if_unreachable(engine, settings.database.url))
         try:
             yield
         finally:
+            probe.cancel()
             await cache.close()
             await engine.dispose()
 

@@ -36,7 +36,12 @@ def load_settings(dev_mode: bool = False) -> Settings:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Manage the shop: serve the API, run workers, migrate, create users."""
+    """Manage the shop: serve the API, run workers, migrate, create users.
+
+    Configuration comes from the environment (SECRET_KEY, DATABASE_URL,
+    MEMCACHED_URL, ...): `.env.example` lists and explains every variable.
+    `shop dev` needs none of them.
+    """
 
 
 @main.command()

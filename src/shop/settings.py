@@ -98,8 +98,10 @@ def _database_url(raw: str) -> str:
     ):
         if raw.startswith(prefix):
             return "postgresql+asyncpg://" + raw[len(prefix) :]
+    # Only the scheme is shown: the rest may hold a password.
+    got = f"a {raw.split('://', 1)[0]}:// URL" if "://" in raw else "a value that is not a URL"
     raise ConfigError(
-        f"DATABASE_URL: expected a postgresql:// URL, got {raw.split('://')[0]}://..."
+        f"DATABASE_URL: expected a PostgreSQL URL like postgresql://user:pass@db:5432/shop, got {got}"
     )
 
 

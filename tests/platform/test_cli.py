@@ -168,3 +168,39 @@ def test_dev_mode_serves_the_shop_and_keeps_its_data(tmp_path):
         _stop(second)
 
     assert login.status_code == 200, login.text
+
+
+def test_help_says_configuration_comes_from_the_environment():
+    result = shop("--help", env=dict(os.environ))
+
+    assert result.returncode == 0
+    assert "environment" in result.stdout and ".env.example" in result.stdout
+
+
+def test_run_with_an_unreachable_database_starts_and_warns_once(cli_env):
+    port = free_port()
+    env = {**cli_env, "DATABASE_URL": "postgresql://shop:secret-pw@127.0.0.1:1/shopdb"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shop.cli", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        live = ready = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and live is None:
+            try:
+                live = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+        time.sleep(1)  # the start-up probe runs beside start-up
+    finally:
+        output = _stop(process)
+
+    assert live is not None and live.status_code == 200
+    assert ready.status_code == 503
+    warnings = [line for line in output.splitlines() if "unreachable at start-up" in line]
+    assert len(warnings) == 1, output
+    assert "127.0.0.1:1/shopdb" in warnings[0] and "secret-pw" not in warnings[0]

@@ -97,3 +97,19 @@ def test_dev_mode_applies_the_same_secret_key_rule():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         Settings.from_env(env, dev_mode=True)
     assert Settings.from_env({"SECRET_KEY": "k" * 32}, dev_mode=True).tokens.secret_key == "k" * 32
+
+
+def test_a_database_url_that_is_not_a_url_is_named_plainly():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "DATABASE_URL": "nonsense"})
+
+    message = str(caught.value)
+    assert message.startswith("DATABASE_URL:")
+    assert "not a URL" in message and "nonsense://" not in message
+
+
+def test_a_wrong_scheme_is_named_without_the_rest_of_the_url():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "DATABASE_URL": "mysql://root:hunter2@db/x"})
+
+    assert "mysql://" in str(caught.value) and "hunter2" not in str(caught.value)
