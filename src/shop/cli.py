@@ -4,7 +4,7 @@
     shop worker [--concurrency]            run a Procrastinate worker
     shop database upgrade                  apply migrations (idempotent)
     shop users create --email --username --password [--staff]
-    shop dev                               everything in one process, embedded PostgreSQL
+    shop dev [--staff EMAIL]               everything in one process, embedded PostgreSQL
 
 Settings come from the environment (`Settings.from_env`); a bad value stops
 the command with one line naming the variable.
@@ -182,12 +182,21 @@ def users_create(
     show_default=".shop-dev",
     help="where the embedded PostgreSQL keeps its data",
 )
-def dev(host: str, port: int, data_dir: str) -> None:
-    """Run the whole shop in one process: embedded PostgreSQL, API and worker."""
+@click.option(
+    "--staff",
+    "staff_email",
+    metavar="EMAIL",
+    help="create this staff user once (its password is printed then)",
+)
+def dev(host: str, port: int, data_dir: str, staff_email: str | None) -> None:
+    """Run the whole shop in one process: embedded PostgreSQL, API and worker.
+
+    SIGINT, SIGTERM and SIGHUP stop the API, the worker and the embedded PostgreSQL.
+    """
     from shop.dev import run_dev
 
     settings = load_settings(dev_mode=True)
-    run_dev(settings, host=host, port=port, data_dir=data_dir)
+    run_dev(settings, host=host, port=port, data_dir=data_dir, staff_email=staff_email)
 
 
 if __name__ == "__main__":  # pragma: no cover

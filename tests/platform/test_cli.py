@@ -103,23 +103,23 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120
     raise AssertionError("shop dev did not become ready")
 
 
-def _run_dev(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _run_dev(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "MEMCACHED_URL", "SECRET_KEY"}
+        if k not in {"DATABASE_URL", "MEMCACHED_URL", "SECRET_KEY", "DEBUG"}
     }
     env["SHOP_DEV_DIR"] = str(data_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "shop.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "shop.cli", "dev", "--port", str(port), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> str:
-    process.send_signal(signal.SIGINT)
+def _stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> str:
+    process.send_signal(signum)
     try:
         output, _ = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -204,3 +204,93 @@ def test_run_with_an_unreachable_database_starts_and_warns_once(cli_env):
     warnings = [line for line in output.splitlines() if "unreachable at start-up" in line]
     assert len(warnings) == 1, output
     assert "127.0.0.1:1/shopdb" in warnings[0] and "secret-pw" not in warnings[0]
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_dev_stops_its_postgresql_on_sigterm_and_sighup(tmp_path, signum):
+    """SIGTERM is what kill, timeout, systemd and containers send; it used to leave PostgreSQL up."""
+    data_dir = tmp_path / "dev"
+    port = free_port()
+    process = _run_dev(data_dir, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process)
+        postgres = _postmaster_pid(data_dir)
+    finally:
+        output = _stop(process, signum)
+
+    assert process.returncode == 0, output
+    assert _gone(postgres), f"embedded PostgreSQL (pid {postgres}) still running:\n{output}"
+    assert "embedded PostgreSQL stopped" in output
+
+
+def test_dev_reuses_and_then_stops_a_postgresql_left_by_a_killed_run(tmp_path):
+    data_dir = tmp_path / "dev"
+    port = free_port()
+    killed = _run_dev(data_dir, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", killed)
+    finally:
+        killed.kill()  # SIGKILL: nothing of ours runs, PostgreSQL stays up
+        killed.communicate()
+    leftover = _postmaster_pid(data_dir)
+
+    again = _run_dev(data_dir, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", again)
+    finally:
+        output = _stop(again, signal.SIGTERM)
+
+    assert f"left running by an earlier run (pid {leftover})" in output
+    assert _gone(leftover), output
+
+
+def test_dev_makes_a_staff_user_once_and_keeps_postgresql_chatter_in_a_file(tmp_path):
+    data_dir = tmp_path / "dev"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = _run_dev(data_dir, port, "--staff", "admin@example.com")
+    try:
+        _wait_ready(url, first)
+    finally:
+        output = _stop(first)
+    password = output.split("with password: ", 1)[1].split()[0]
+
+    second = _run_dev(data_dir, port, "--staff", "admin@example.com")
+    try:
+        _wait_ready(url, second)
+        login = httpx.post(
+            url + "/api/auth/login/",
+            json={"email": "admin@example.com", "password": password},
+            timeout=10,
+        )
+        staff_view = httpx.get(
+            url + "/api/admin/orders/",
+            headers={"Authorization": f"Bearer {login.json()['access']}"},
+            timeout=10,
+        )
+    finally:
+        again = _stop(second)
+
+    assert login.status_code == 200 and login.json()["user"]["is_staff"] is True
+    assert staff_view.status_code == 200
+    assert "already exists" in again and "with password" not in again
+    # initdb's "Success. You can now start the database server using ..." and pgserver's
+    # INFO lines go to a file, not before the shop's banner.
+    assert "You can now start the database server" not in output
+    assert "pgdata" not in output.split("starting embedded PostgreSQL", 1)[1].split("\n", 1)[1]
+    assert "You can now start the database server" in (data_dir / "postgres.log").read_text()
