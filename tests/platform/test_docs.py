@@ -133,3 +133,19 @@ async def test_api_index_and_package_version_are_in_the_schema(client):
 
     assert schema["info"]["version"] == __version__ == "0.1.0"
     assert "/api" in schema["paths"] or "/api/" in schema["paths"]
+
+
+def test_docs_assets_are_vendored_with_their_licences_and_no_django_is_needed():
+    import tomllib
+
+    import shop.ops.docs as docs
+
+    root = Path(__file__).resolve().parents[2]
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assets = docs._assets_dir()
+
+    assert not [d for d in dependencies if "django" in d.lower() or "sidecar" in d.lower()]
+    assert assets.is_relative_to(Path(docs.__file__).parent)
+    for package in ("swagger-ui-dist", "redoc"):
+        assert (assets / package / "LICENSE").read_text().strip()
+        assert (assets / package / "VERSION").read_text().startswith(package)

@@ -2,8 +2,10 @@
 
 ``/api/schema/`` is Litestar's generated OpenAPI 3.1 document. ``/api/docs/``
 (Swagger UI) and ``/api/redoc/`` (ReDoc) are small HTML pages whose JavaScript
-and CSS are served by this app from ``drf-spectacular-sidecar``, a package that
-ships the upstream builds of both, so no page ever reaches for a CDN.
+and CSS are served by this app from ``docs_assets/``, the upstream builds of
+both vendored with their licences, so no page ever reaches for a CDN.
+``scripts/refresh_docs_assets.py`` refreshes them from the npm registry
+(``docs_assets/*/VERSION`` says which versions are there).
 
 The schema router is mounted at ``/api/schema`` (not ``/api``) so that unknown
 ``/api/...`` paths still fall through to the JSON 404, not Litestar's HTML page.
@@ -52,7 +54,7 @@ class ApiIndex(msgspec.Struct):
 
 
 def _assets_dir() -> Path:
-    return Path(str(files("drf_spectacular_sidecar"))) / "static" / "drf_spectacular_sidecar"
+    return Path(str(files("shop.ops"))) / "docs_assets"
 
 
 _SWAGGER = f"""<!doctype html>
