@@ -31,6 +31,7 @@ import logging
 import os
 import secrets
 import signal
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -62,6 +63,12 @@ def _log_to_file(data_dir: Path, *, debug: bool) -> None:
     pg_logger.addHandler(handler)
     pg_logger.setLevel(logging.INFO)
     pg_logger.propagate = debug
+    if not debug:
+        # Alembic lists every plugin it sets up; the migrations it runs still show.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        # pgserver asks platformdirs for a socket directory; without a login session
+        # (containers, CI) platformdirs warns that it falls back to /tmp.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def start_embedded_postgres(data_dir: Path) -> Any:
