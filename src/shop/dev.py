@@ -63,12 +63,15 @@ def _log_to_file(data_dir: Path, *, debug: bool) -> None:
     pg_logger.addHandler(handler)
     pg_logger.setLevel(logging.INFO)
     pg_logger.propagate = debug
-    if not debug:
-        # Alembic lists every plugin it sets up; the migrations it runs still show.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-        # pgserver asks platformdirs for a socket directory; without a login session
-        # (containers, CI) platformdirs warns that it falls back to /tmp.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
+def _quiet_start_up() -> None:
+    """Nothing but the shop's own lines before its banner (``DEBUG=true`` shows everything)."""
+    # Alembic lists every plugin it sets up; the migrations it runs still show.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # pgserver asks platformdirs for a socket directory; without a login session
+    # (containers, CI) platformdirs warns that it falls back to /tmp.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def start_embedded_postgres(data_dir: Path) -> Any:
@@ -142,6 +145,8 @@ def run_dev(
     from shop.ops.logging import configure_logging
 
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
+    if not settings.debug:
+        _quiet_start_up()
     data_path = Path(data_dir).resolve()
     # Until the API is up, a stop signal just ends the process (through the finally below).
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in _STOP_SIGNALS}
