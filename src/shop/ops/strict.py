@@ -112,10 +112,13 @@ def _plan_for(handler: BaseRouteHandler) -> _Plan:
 def _check_query(plan: _Plan, query_string: bytes) -> None:
     errors = []
     for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        # Worded as Litestar words its own query errors.
         if key in plan.integers and not _INTEGER.fullmatch(value):
-            errors.append({"field": key, "message": "expected an integer", "source": "query"})
+            errors.append({"field": key, "message": "Expected `int`, got `str`", "source": "query"})
         elif key in plan.booleans and value not in _BOOLEANS:
-            errors.append({"field": key, "message": "expected true or false", "source": "query"})
+            errors.append(
+                {"field": key, "message": "Expected `true` or `false`", "source": "query"}
+            )
     if errors:
         names = ", ".join(sorted({e["field"] for e in errors}))
         raise InvalidInput(f"Invalid value for {names}", errors=errors)
