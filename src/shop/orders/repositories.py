@@ -23,6 +23,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.accounts.models import User
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
 
@@ -314,6 +315,62 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             .offset(offset)
         )
         return list(orders), int(total or 0)
+
+    async def staff_search(
+        self,
+        *,
+        search: str | None,
+        status: str | None,
+        user_id: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[tuple[Order, str, str]], int]:
+        """Orders with their customer's e-mail and username, newest first; ``search`` matches
+        the customer's e-mail or username (contains, case-insensitively)."""
+        conditions = []
+        if search:
+            conditions.append(
+                User.email.icontains(search, autoescape=True)
+                | User.username.icontains(search, autoescape=True)
+            )
+        if status is not None:
+            conditions.append(Order.status == status)
+        if user_id is not None:
+            conditions.append(Order.user_id == user_id)
+        if created_from is not None:
+            conditions.append(Order.created_at >= created_from)
+        if created_to is not None:
+            conditions.append(Order.created_at <= created_to)
+        joined = select(func.count()).select_from(Order).join(User, User.id == Order.user_id)
+        total = await self.session.scalar(joined.where(*conditions))
+        rows = await self.session.execute(
+            select(Order, User.email, User.username)
+            .join(User, User.id == Order.user_id)
+            .where(*conditions)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(row[0], row[1], row[2]) for row in rows], int(total or 0)
+
+    async def counts_by_status_since(self, since: datetime) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(Order.status, func.count())
+            .where(Order.created_at >= since)
+            .group_by(Order.status)
+        )
+        return {status: int(count) for status, count in rows}
+
+    async def revenue_since(self, since: datetime) -> Decimal:
+        """Total of the orders placed since ``since``, cancelled ones excluded."""
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(Order.total_price), 0)).where(
+                Order.created_at >= since, Order.status != "cancelled"
+            )
+        )
+        return Decimal(total or 0)
 
     async def items_with_products(
         self, order_ids: Sequence[int]
