@@ -69,7 +69,7 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         """The staff console's list: the API's filters and ordering, over live or archived
         products, optionally only those with at most ``stock_at_most`` units."""
         conditions = _conditions(query)
-        conditions[0] = Product.archived if archived else ~Product.archived
+        conditions[0] = Product.archived.is_(True) if archived else ~Product.archived
         if stock_at_most is not None:
             conditions.append(Product.stock <= stock_at_most)
         column = _ORDER_COLUMNS[query.ordering]

@@ -78,7 +78,7 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         status, detail = exc.status_code, exc.detail
     else:
         status, detail = 403, "The form expired or was not sent from the console; reload and retry."
-    return Template(  # type: ignore[return-value]
+    return Template(
         template_name="base/error.html",
         context={
             "user": request.scope.get("user"),

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
@@ -329,7 +329,7 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
     ) -> tuple[list[tuple[Order, str, str]], int]:
         """Orders with their customer's e-mail and username, newest first; ``search`` matches
         the customer's e-mail or username (contains, case-insensitively)."""
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         if search:
             conditions.append(
                 User.email.icontains(search, autoescape=True)

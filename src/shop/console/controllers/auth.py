@@ -59,7 +59,7 @@ class AuthPages(Controller):
                 error=exc.detail,
             )
             page.headers.update(headers)
-            return page  # type: ignore[return-value]
+            return page
         secure = settings.console.secure_cookie
         if secure is None:
             secure = request.url.scheme == "https"
