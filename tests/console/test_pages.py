@@ -231,3 +231,21 @@ async def test_unknown_objects_get_a_404_page(signed_in):
     for path in ("/admin/orders/999999", "/admin/products/999999", "/admin/users/999999"):
         response = await signed_in.get(path)
         assert response.status_code == 404 and "text/html" in response.headers["content-type"]
+
+
+async def test_dashboard_counts_todays_orders_and_revenue(signed_in, db: AsyncSession):
+    customer = await make_user(db)
+    await make_order(db, customer, [("Desk", "100.00", 1)], with_invoice_job=False)
+    await make_order(
+        db, customer, [("Chair", "40.00", 1)], status=OrderStatus.CANCELLED, with_invoice_job=False
+    )
+    await make_product(db, stock=0)
+    await make_product(db, stock=3)
+
+    page = (await signed_in.get("/admin/")).text
+
+    assert "100.00" in page  # revenue today and this week, the cancelled order left out
+    assert "140.00" not in page
+    assert "Out of stock: <strong>1</strong>" in page  # two products made by make_order have 100
+    assert "Low (≤ 5): <strong>1</strong>" in page
+    assert 'href="/admin/orders/?status=cancelled&amp;created_from=' in page

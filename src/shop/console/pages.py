@@ -63,7 +63,7 @@ async def require_staff(request: Request[Any, Any, State]) -> Response[Any] | No
     user = None
     if token:
         user = await current_staff(
-            request.app.state.session_maker,
+            request.app.state.engine,
             token,
             timedelta(minutes=settings.console.idle_minutes),
         )

@@ -255,15 +255,11 @@ class OrderReader:
             offset=offset,
         )
 
-    async def summary_since(self, since: datetime) -> tuple[dict[str, int], Decimal]:
-        """Orders placed since ``since`` by status, and their revenue (cancelled excluded)."""
-        return (
-            await self.orders.counts_by_status_since(since),
-            await self.orders.revenue_since(since),
-        )
-
-    async def revenue_since(self, since: datetime) -> Decimal:
-        return await self.orders.revenue_since(since)
+    async def dashboard_figures(
+        self, today: datetime, week: datetime
+    ) -> tuple[dict[str, int], Decimal, Decimal]:
+        """Orders since ``today`` by status; revenue since ``today`` and since ``week``."""
+        return await self.orders.figures_since(today, week)
 
     async def load(self, order_ids: Sequence[int]) -> list[schemas.Order]:
         """Full orders (items, history) in the order of ``order_ids``; missing ids are skipped."""

@@ -250,6 +250,14 @@ async def list_deliveries(
     return events, [attempts.get(event.event_id, []) for event in events], total
 
 
+async def count_deliveries(session: AsyncSession, *, outcome: Outcome) -> int:
+    """How many events have this outcome (the dashboard's failed deliveries)."""
+    total = await session.scalar(
+        select(func.count()).select_from(WebhookEvent).where(WebhookEvent.outcome == outcome)
+    )
+    return int(total or 0)
+
+
 async def attempts_of(
     session: AsyncSession, event_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[WebhookAttempt]]:

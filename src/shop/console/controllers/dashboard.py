@@ -23,14 +23,11 @@ async def dashboard(
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
     reader = OrderReader(db_session, cache, settings)
-    by_status, revenue_today = await reader.summary_since(today)
-    revenue_week = await reader.revenue_since(week)
+    by_status, revenue_today, revenue_week = await reader.dashboard_figures(today, week)
     out_of_stock, low_stock = await ProductService(
         db_session, cache, settings.cache.products_ttl
     ).stock_counts(settings.console.low_stock)
-    _, _, failed_webhooks = await webhooks.list_deliveries(
-        db_session, order_id=None, outcome=webhooks.Outcome.FAILED, limit=1, offset=0
-    )
+    failed_webhooks = await webhooks.count_deliveries(db_session, outcome=webhooks.Outcome.FAILED)
     jobs = await queue.status_counts(db_session)
     return render(
         request,
