@@ -221,3 +221,15 @@ async def test_product_form_shows_the_api_validation_messages(signed_in, db: Asy
     assert 'id="error-name"' in response.text and "must not be blank" in response.text
     assert "must have at most two decimal places" in response.text
     assert (await db.scalars(select(Product))).all() == []
+
+
+async def test_signing_in_deletes_idle_sessions(browser_client, staff, db: AsyncSession):
+    from sqlalchemy import text
+
+    await sign_in(browser_client, staff.email)
+    await db.execute(text("UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'"))
+    await db.commit()
+
+    await sign_in(browser_client, staff.email)
+
+    assert len((await db.scalars(select(ConsoleSession))).all()) == 1

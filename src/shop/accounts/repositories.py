@@ -68,15 +68,19 @@ class UserRepository(SQLAlchemyAsyncRepository[User]):
             conditions.append(User.date_joined >= joined_from)
         if joined_to is not None:
             conditions.append(User.date_joined <= joined_to)
-        total = await self.session.scalar(select(func.count()).select_from(User).where(*conditions))
-        users = await self.session.scalars(
-            select(User)
-            .where(*conditions)
-            .order_by(User.date_joined.desc(), User.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(users), int(total or 0)
+        rows = (
+            await self.session.execute(
+                select(User, func.count().over())
+                .where(*conditions)
+                .order_by(User.date_joined.desc(), User.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1])
+        count = select(func.count()).select_from(User).where(*conditions)
+        return [], int(await self.session.scalar(count) or 0)
 
     async def names_of(self, user_ids: list[int]) -> dict[int, str]:
         """``{id: username}`` of these users (who moved an order, who changed a product)."""

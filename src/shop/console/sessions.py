@@ -64,6 +64,8 @@ async def sign_in(
         await guard.login_failed(email, client)
         raise InvalidCredentials()
     await guard.login_succeeded(session, email)
+    # Clean up on use, like the API's refresh families: idle sessions can never be used again.
+    await purge_idle(session, timedelta(minutes=settings.console.idle_minutes))
     token = secrets.token_urlsafe(32)
     session.add(ConsoleSession(token_hash=_hash(token), user_id=user.id))
     await session.flush()

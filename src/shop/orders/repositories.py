@@ -343,17 +343,20 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             conditions.append(Order.created_at >= created_from)
         if created_to is not None:
             conditions.append(Order.created_at <= created_to)
+        rows = (
+            await self.session.execute(
+                select(Order, User.email, User.username, func.count().over())
+                .join(User, User.id == Order.user_id)
+                .where(*conditions)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            return [(row[0], row[1], row[2]) for row in rows], int(rows[0][3])
         joined = select(func.count()).select_from(Order).join(User, User.id == Order.user_id)
-        total = await self.session.scalar(joined.where(*conditions))
-        rows = await self.session.execute(
-            select(Order, User.email, User.username)
-            .join(User, User.id == Order.user_id)
-            .where(*conditions)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return [(row[0], row[1], row[2]) for row in rows], int(total or 0)
+        return [], int(await self.session.scalar(joined.where(*conditions)) or 0)
 
     async def figures_since(
         self, today: datetime, week: datetime

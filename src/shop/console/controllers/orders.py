@@ -107,13 +107,9 @@ class OrderPages(Controller):
             raise OrderNotFound()
         (order,) = orders
         users = UserService(session=db_session)
-        names = await users.names_of(
-            sorted({order.user, *(c.actor for c in order.history if c.actor)})
-        )
         customer = await users.get_profile(order.user)
-        events, attempts, _ = await webhooks.list_deliveries(
-            db_session, order_id=order_id, outcome=None, limit=50, offset=0
-        )
+        actors = {c.actor for c in order.history if c.actor and c.actor != customer.id}
+        names = {customer.id: customer.username, **await users.names_of(sorted(actors))}
         return render(
             request,
             "orders/detail.html",
@@ -122,7 +118,7 @@ class OrderPages(Controller):
             customer=customer,
             names=names,
             moves=[s.value for s in allowed_next(order.status, request.user)],
-            deliveries=list(zip(events, attempts, strict=True)),
+            deliveries=await webhooks.deliveries_of_order(db_session, order_id),
             history=await audit.entries_for(db_session, "order", order_id),
             confirm_cancel=confirm_cancel,
             error=error,
