@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import dbcheck, report
+from bench import console, dbcheck, report
 from bench.checkout_sql import write_checkout_script
 from bench.load import Result, run_pgbench, run_wrk
 from bench.profile import sampling
@@ -182,6 +182,10 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
             record(pgbench(ceiling, sql, defines={**defines, "umin": users[0], "umax": users[-1]}))
     if on("S6"):
         record(measure("S6", "login.lua"))
+    if on("K1"):  # the staff console's pages, one request at a time (bench/console.py)
+        settle(svc.base_url)
+        for result in console.run(svc.base_url, fx, requests=20 if args.quick else 100):
+            record(result)
     return results
 
 
@@ -214,7 +218,7 @@ def main() -> None:
                 settle(svc.base_url)
                 results = run_round(svc, fx, data, args)
                 rss = report.api_worker_rss(svc.api_pid)
-                checks = report.ratios(results)
+                checks = report.ratios(results) + console.checks(results)
                 queue = dbcheck.job_queue(svc.database_url)
                 payload["rounds"].append(
                     {

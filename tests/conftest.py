@@ -33,6 +33,7 @@ from tests.support.servers import Memcached, postgres_server_url, with_database
 from tests.support.sql import SqlCounter, count_statements
 
 DOMAIN_TABLES = (
+    "console_audit, console_sessions, "
     "webhook_attempts, webhook_events, invoices, invoice_counters, idempotency_records, "
     "order_status_changes, order_items, orders, products, refresh_families, login_throttle, users, "
     "procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs"

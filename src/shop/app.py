@@ -36,6 +36,8 @@ from shop.accounts.controllers import routes as account_routes
 from shop.accounts.security import JWTAuthMiddleware
 from shop.cache import Cache, create_cache
 from shop.catalog.controllers import routes as catalog_routes
+from shop.console import routes as console_routes
+from shop.console import template_config as console_template_config
 from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
 from shop.ops.allow import AllowHeaderMiddleware
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *catalog_routes,
         *order_routes,
         *delivery_routes,
+        *console_routes(settings),
     ]
     app = Litestar(
         route_handlers=route_handlers,
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(),
+        template_config=console_template_config(),
         cors_config=CORSConfig(allow_origins=list(settings.http.cors_origins))
         if settings.http.cors_origins
         else None,

@@ -2,9 +2,10 @@
 
 from shop.accounts import models as accounts_models
 from shop.catalog import models as catalog_models
+from shop.console import models as console_models
 from shop.db import Base
 from shop.orders import models as orders_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "catalog_models", "metadata", "orders_models"]
+__all__ = ["accounts_models", "catalog_models", "console_models", "metadata", "orders_models"]

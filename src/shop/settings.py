@@ -22,6 +22,7 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "CacheSettings",
     "ConfigError",
+    "ConsoleSettings",
     "DatabaseSettings",
     "PasswordSettings",
     "Settings",
@@ -179,6 +180,18 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The staff console at ``/admin/`` (`shop.console`)."""
+
+    idle_minutes: int = 30
+    """A console session unused for this long is over; the staff member signs in again."""
+    secure_cookie: bool | None = None
+    """``Secure`` on the session cookie: None = when the request came over HTTPS."""
+    low_stock: int = 5
+    """Products with at most this many units count as low on the dashboard."""
+
+
+@dataclass(frozen=True, slots=True)
 class PasswordSettings:
     """Argon2id cost. The defaults are OWASP's recommended configuration
     (19 MiB, 2 passes, 1 lane: about 35 ms of one core here); stored hashes
@@ -197,6 +210,7 @@ class Settings:
     jobs: JobSettings
     http: HttpSettings = field(default_factory=HttpSettings)
     passwords: PasswordSettings = field(default_factory=PasswordSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     debug: bool = False
     dev_mode: bool = False
     min_order_amount: Decimal = Decimal("1.00")
@@ -312,7 +326,16 @@ class Settings:
             memory_kib=_int(env, "PASSWORD_HASH_MEMORY_KIB", 19_456, minimum=8 * parallelism),
             parallelism=parallelism,
         )
+        raw_secure = env.get("CONSOLE_SECURE_COOKIE", "auto").strip().lower() or "auto"
+        console = ConsoleSettings(
+            idle_minutes=_int(env, "CONSOLE_IDLE_MINUTES", 30, minimum=1),
+            secure_cookie=None
+            if raw_secure == "auto"
+            else _bool(env, "CONSOLE_SECURE_COOKIE", False),
+            low_stock=_int(env, "LOW_STOCK_THRESHOLD", 5),
+        )
         return cls(
+            console=console,
             database=database,
             cache=cache,
             tokens=tokens,

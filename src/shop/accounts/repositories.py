@@ -40,6 +40,57 @@ class UserRepository(SQLAlchemyAsyncRepository[User]):
             query = query.where(User.id != excluding)
         return (await self.session.execute(query)).first() is not None
 
+    async def staff_page(
+        self,
+        *,
+        search: str | None,
+        is_staff: bool | None,
+        is_active: bool | None,
+        joined_from: datetime | None,
+        joined_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[User], int]:
+        """Users matching the filters (search: e-mail or username contains), newest first."""
+        conditions = []
+        if search:
+            conditions.append(
+                or_(
+                    User.email.icontains(search, autoescape=True),
+                    User.username.icontains(search, autoescape=True),
+                )
+            )
+        if is_staff is not None:
+            conditions.append(User.is_staff.is_(is_staff))
+        if is_active is not None:
+            conditions.append(User.is_active.is_(is_active))
+        if joined_from is not None:
+            conditions.append(User.date_joined >= joined_from)
+        if joined_to is not None:
+            conditions.append(User.date_joined <= joined_to)
+        rows = (
+            await self.session.execute(
+                select(User, func.count().over())
+                .where(*conditions)
+                .order_by(User.date_joined.desc(), User.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1])
+        count = select(func.count()).select_from(User).where(*conditions)
+        return [], int(await self.session.scalar(count) or 0)
+
+    async def names_of(self, user_ids: list[int]) -> dict[int, str]:
+        """``{id: username}`` of these users (who moved an order, who changed a product)."""
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(
+            select(User.id, User.username).where(User.id.in_(user_ids))
+        )
+        return {row.id: row.username for row in rows}
+
 
 class RefreshFamilyRepository(SQLAlchemyAsyncRepository[RefreshFamily]):
     model_type = RefreshFamily

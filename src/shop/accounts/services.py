@@ -281,6 +281,31 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         after_commit(self._session, lambda: forget_user(cache, user_id))
         return user
 
+    async def staff_page(
+        self,
+        *,
+        search: str | None = None,
+        is_staff: bool | None = None,
+        is_active: bool | None = None,
+        joined_from: datetime | None = None,
+        joined_to: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[User], int]:
+        """The staff console's user list."""
+        return await self.repository.staff_page(
+            search=search.strip() if search else None,
+            is_staff=is_staff,
+            is_active=is_active,
+            joined_from=joined_from,
+            joined_to=joined_to,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def names_of(self, user_ids: list[int]) -> dict[int, str]:
+        return await self.repository.names_of(user_ids)
+
     async def _flush_unique(self, user: User) -> None:
         session = self.repository.session
         try:

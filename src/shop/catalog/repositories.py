@@ -63,6 +63,55 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
         return result
 
+    async def staff_page(
+        self, query: ProductQuery, *, archived: bool = False, stock_at_most: int | None = None
+    ) -> tuple[Sequence[Product], int]:
+        """The staff console's list: the API's filters and ordering, over live or archived
+        products, optionally only those with at most ``stock_at_most`` units."""
+        conditions = _conditions(query)
+        conditions[0] = Product.archived.is_(True) if archived else ~Product.archived
+        if stock_at_most is not None:
+            conditions.append(Product.stock <= stock_at_most)
+        column = _ORDER_COLUMNS[query.ordering]
+        descending = query.ordering.value.startswith("-")
+        order = (
+            (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
+        )
+        # The total rides along as a window count (one statement), as in `page`.
+        rows = (
+            await self.session.execute(
+                select(Product, func.count().over())
+                .where(*conditions)
+                .order_by(*order)
+                .limit(query.limit)
+                .offset(query.offset)
+            )
+        ).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0][1])
+        count = select(func.count()).select_from(Product).where(*conditions)
+        return [], int(await self.session.scalar(count) or 0)
+
+    async def get_any(self, product_id: int, *, for_update: bool = False) -> Product | None:
+        """The product, archived or not (staff views, restore)."""
+        statement = select(Product).where(Product.id == product_id)
+        if for_update:
+            statement = statement.with_for_update()
+        result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return result
+
+    async def stock_counts(self, low: int) -> tuple[int, int]:
+        """``(out of stock, low but not out)`` among live products; low = at most ``low`` units."""
+        row = (
+            await self.session.execute(
+                select(
+                    func.count().filter(Product.stock == 0),
+                    func.count().filter(Product.stock > 0, Product.stock <= low),
+                ).where(~Product.archived)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
 
 def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [~Product.archived]

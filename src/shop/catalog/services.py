@@ -188,6 +188,43 @@ class ProductService:
         await self.session.flush()
         self._invalidate_after_commit()
 
+    async def restore(self, product_id: int) -> Product:
+        """Undo an archive: the product is back in the catalogue with its price and stock."""
+        product = None
+        if 0 < product_id <= MAX_ID:
+            product = await self.products.get_any(product_id, for_update=True)
+        if product is None:
+            raise ProductNotFound(product_id=product_id)
+        if product.archived:
+            product.archived = False
+            await self.session.flush()
+            self._invalidate_after_commit()
+        return product
+
+    # -- staff reads (the console), straight from PostgreSQL -------------------------
+
+    async def staff_page(
+        self,
+        query: schemas.ProductQuery,
+        *,
+        archived: bool = False,
+        stock_at_most: int | None = None,
+    ) -> tuple[list[Product], int]:
+        rows, total = await self.products.staff_page(
+            query, archived=archived, stock_at_most=stock_at_most
+        )
+        return list(rows), total
+
+    async def get_for_staff(self, product_id: int) -> Product:
+        """A product, archived or not."""
+        product = await self.products.get_any(product_id) if 0 < product_id <= MAX_ID else None
+        if product is None:
+            raise ProductNotFound(product_id=product_id)
+        return product
+
+    async def stock_counts(self, low: int) -> tuple[int, int]:
+        return await self.products.stock_counts(low)
+
     async def _get_for_update(self, product_id: int) -> Product:
         product = None
         if 0 < product_id <= MAX_ID:

@@ -20,9 +20,10 @@ from decimal import Decimal
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.accounts.models import User
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
 
@@ -314,6 +315,74 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             .offset(offset)
         )
         return list(orders), int(total or 0)
+
+    async def staff_search(
+        self,
+        *,
+        search: str | None,
+        status: str | None,
+        user_id: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[tuple[Order, str, str]], int]:
+        """Orders with their customer's e-mail and username, newest first; ``search`` matches
+        the customer's e-mail or username (contains, case-insensitively)."""
+        conditions: list[ColumnElement[bool]] = []
+        if search:
+            conditions.append(
+                User.email.icontains(search, autoescape=True)
+                | User.username.icontains(search, autoescape=True)
+            )
+        if status is not None:
+            conditions.append(Order.status == status)
+        if user_id is not None:
+            conditions.append(Order.user_id == user_id)
+        if created_from is not None:
+            conditions.append(Order.created_at >= created_from)
+        if created_to is not None:
+            conditions.append(Order.created_at <= created_to)
+        rows = (
+            await self.session.execute(
+                select(Order, User.email, User.username, func.count().over())
+                .join(User, User.id == Order.user_id)
+                .where(*conditions)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        if rows:
+            return [(row[0], row[1], row[2]) for row in rows], int(rows[0][3])
+        joined = select(func.count()).select_from(Order).join(User, User.id == Order.user_id)
+        return [], int(await self.session.scalar(joined.where(*conditions)) or 0)
+
+    async def figures_since(
+        self, today: datetime, week: datetime
+    ) -> tuple[dict[str, int], Decimal, Decimal]:
+        """For the dashboard, in one statement: orders placed since ``today`` by status, and
+        the revenue since ``today`` and since ``week`` (cancelled orders excluded)."""
+        counted = Order.status != "cancelled"
+        rows = await self.session.execute(
+            select(
+                Order.status,
+                func.count().filter(Order.created_at >= today),
+                func.coalesce(
+                    func.sum(Order.total_price).filter(Order.created_at >= today, counted), 0
+                ),
+                func.coalesce(func.sum(Order.total_price).filter(counted), 0),
+            )
+            .where(Order.created_at >= min(today, week))
+            .group_by(Order.status)
+        )
+        by_status: dict[str, int] = {}
+        revenue_today = revenue_week = Decimal("0")
+        for status, count, day, whole in rows:
+            by_status[status] = int(count)
+            revenue_today += Decimal(day)
+            revenue_week += Decimal(whole)
+        return by_status, revenue_today, revenue_week
 
     async def items_with_products(
         self, order_ids: Sequence[int]

@@ -11,6 +11,7 @@ import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -231,6 +232,34 @@ class OrderReader:
         )
         items = await self._assemble(orders)
         return Page(items=items, total=total, limit=limit, offset=offset)
+
+    async def staff_search(
+        self,
+        *,
+        search: str | None = None,
+        status: OrderStatus | None = None,
+        user_id: int | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[tuple[Order, str, str]], int]:
+        """The staff console's order list: ``(order, customer e-mail, username)`` rows."""
+        return await self.orders.staff_search(
+            search=search.strip() if search else None,
+            status=status.value if status else None,
+            user_id=user_id,
+            created_from=_as_utc(created_from),
+            created_to=_as_utc(created_to),
+            limit=limit,
+            offset=offset,
+        )
+
+    async def dashboard_figures(
+        self, today: datetime, week: datetime
+    ) -> tuple[dict[str, int], Decimal, Decimal]:
+        """Orders since ``today`` by status; revenue since ``today`` and since ``week``."""
+        return await self.orders.figures_since(today, week)
 
     async def load(self, order_ids: Sequence[int]) -> list[schemas.Order]:
         """Full orders (items, history) in the order of ``order_ids``; missing ids are skipped."""

@@ -250,6 +250,32 @@ async def list_deliveries(
     return events, [attempts.get(event.event_id, []) for event in events], total
 
 
+async def deliveries_of_order(
+    session: AsyncSession, order_id: int, *, limit: int = 50
+) -> list[tuple[WebhookEvent, list[WebhookAttempt]]]:
+    """An order's events, newest first, each with its attempts (the order's staff page)."""
+    events = list(
+        (
+            await session.scalars(
+                select(WebhookEvent)
+                .where(WebhookEvent.order_id == order_id)
+                .order_by(WebhookEvent.created_at.desc(), WebhookEvent.event_id)
+                .limit(limit)
+            )
+        ).all()
+    )
+    attempts = await attempts_of(session, [event.event_id for event in events])
+    return [(event, attempts.get(event.event_id, [])) for event in events]
+
+
+async def count_deliveries(session: AsyncSession, *, outcome: Outcome) -> int:
+    """How many events have this outcome (the dashboard's failed deliveries)."""
+    total = await session.scalar(
+        select(func.count()).select_from(WebhookEvent).where(WebhookEvent.outcome == outcome)
+    )
+    return int(total or 0)
+
+
 async def attempts_of(
     session: AsyncSession, event_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[WebhookAttempt]]:

@@ -1,0 +1,1 @@
+"""Page handlers of the console, one module per page group (templates/<group>/)."""

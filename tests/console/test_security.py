@@ -1,0 +1,235 @@
+"""The console's doors: staff-only sign-in, CSRF on every change, sessions that end when the
+staff member is deactivated or demoted, no page without a session, the API login's throttle."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop.accounts.models import User
+from shop.catalog.models import Product
+from shop.console.models import ConsoleSession
+from tests.console.conftest import csrf_of, sign_in
+from tests.support.factories import auth_headers, make_product, make_user
+
+WRONG = "No active account found with the given credentials."
+
+
+async def test_staff_member_signs_in_and_sees_the_dashboard(browser_client, staff):
+    response = await sign_in(browser_client, staff.email)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/"
+    cookie = response.headers["set-cookie"]
+    assert "shop_console=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain HTTP in the test; Secure when the request is HTTPS
+    page = await browser_client.get("/admin/")
+    assert page.status_code == 200 and "Orders today" in page.text
+
+
+async def test_session_cookie_is_secure_over_https(app, client, staff):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://localhost") as c:
+        response = await sign_in(c, staff.email)
+
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_customer_cannot_sign_in_and_gets_the_wrong_password_message(
+    browser_client, db: AsyncSession, staff
+):
+    customer = await make_user(db, email="buyer@example.com")
+
+    as_customer = await sign_in(browser_client, customer.email)
+    wrong_password = await sign_in(browser_client, staff.email, "not-the-password")
+
+    assert as_customer.status_code == wrong_password.status_code == 401
+    assert WRONG in as_customer.text and WRONG in wrong_password.text
+    assert "shop_console=" not in as_customer.headers.get("set-cookie", "")
+    assert (await browser_client.get("/admin/", follow_redirects=False)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/",
+        "/admin/products/",
+        "/admin/products/new",
+        "/admin/orders/",
+        "/admin/users/",
+        "/admin/webhooks/",
+        "/admin/jobs/",
+    ],
+)
+async def test_no_page_without_a_session(browser_client, path):
+    response = await browser_client.get(path)
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login?next=")
+
+
+async def test_post_without_csrf_token_is_refused_and_changes_nothing(signed_in, db: AsyncSession):
+    product = await make_product(db, stock=7)
+
+    response = await signed_in.post(
+        f"/admin/products/{product.id}/quick", data={"price": "1.00", "stock": "99"}
+    )
+
+    assert response.status_code == 403
+    await db.refresh(product)
+    assert product.stock == 7
+
+
+async def test_post_with_a_forged_csrf_token_is_refused(signed_in, db: AsyncSession):
+    product = await make_product(db, stock=7)
+
+    response = await signed_in.post(
+        f"/admin/products/{product.id}/quick",
+        data={"price": "1.00", "stock": "99", "_csrf_token": "forged"},
+    )
+
+    assert response.status_code == 403
+    await db.refresh(product)
+    assert product.stock == 7
+
+
+async def test_post_with_csrf_token_changes_stock(signed_in, db: AsyncSession):
+    product = await make_product(db, stock=7)
+    token = csrf_of((await signed_in.get("/admin/products/")).text)
+
+    response = await signed_in.post(
+        f"/admin/products/{product.id}/quick",
+        data={"price": str(product.price), "stock": "99", "_csrf_token": token},
+    )
+
+    assert response.status_code == 303
+    await db.refresh(product)
+    assert product.stock == 99
+
+
+async def test_json_api_with_bearer_token_needs_no_csrf(client, settings, staff):
+    response = await client.post(
+        "/api/products/",
+        json={"name": "Lamp", "price": "10.00", "stock": 1, "category": "home"},
+        headers=auth_headers(settings, staff),
+    )
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("change", ["is_active", "is_staff"])
+async def test_deactivated_or_demoted_staff_session_ends_on_next_request(
+    signed_in, db: AsyncSession, staff, change
+):
+    assert (await signed_in.get("/admin/products/")).status_code == 200
+    user = await db.get(User, staff.id)
+    setattr(user, change, False)
+    await db.commit()
+
+    response = await signed_in.get("/admin/products/")
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login")
+
+
+async def test_deactivated_staff_session_is_refused_on_another_instance(
+    signed_in, live_server, db: AsyncSession, staff
+):
+    cookies = {"shop_console": signed_in.cookies["shop_console"]}
+    async with httpx.AsyncClient(base_url=live_server.url, cookies=cookies) as other:
+        assert (await other.get("/admin/")).status_code == 200
+        user = await db.get(User, staff.id)
+        user.is_active = False
+        await db.commit()
+
+        response = await other.get("/admin/", follow_redirects=False)
+
+    assert response.status_code == 303
+
+
+async def test_idle_session_expires(signed_in, db: AsyncSession):
+    from sqlalchemy import text
+
+    await db.execute(text("UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'"))
+    await db.commit()
+
+    assert (await signed_in.get("/admin/")).status_code == 303
+
+
+async def test_sign_out_ends_the_session_server_side(signed_in, db: AsyncSession):
+    cookie = signed_in.cookies["shop_console"]
+    token = csrf_of((await signed_in.get("/admin/")).text)
+
+    response = await signed_in.post("/admin/logout", data={"_csrf_token": token})
+
+    assert response.status_code == 303 and response.headers["location"] == "/admin/login"
+    assert (await db.scalars(select(ConsoleSession))).all() == []
+    signed_in.cookies.set("shop_console", cookie, path="/admin")
+    assert (await signed_in.get("/admin/")).status_code == 303
+
+
+async def test_login_is_throttled_like_the_api(browser_client, client, staff, settings):
+    for _ in range(settings.http.login_attempts):
+        assert (await sign_in(browser_client, staff.email, "wrong-password")).status_code == 401
+
+    console = await sign_in(browser_client, staff.email)
+    api = await client.post("/api/auth/login", json={"email": staff.email, "password": "x"})
+
+    assert console.status_code == 429 and "Retry-After" in console.headers
+    assert api.status_code == 429  # one counter for the console and the API
+
+
+async def test_console_pages_send_a_strict_csp(signed_in):
+    response = await signed_in.get("/admin/")
+
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp
+    assert "unsafe-inline" not in csp
+    assert (await signed_in.get("/admin/static/htmx.min.js")).status_code == 200
+
+
+async def test_staff_cannot_deactivate_themselves(signed_in, db: AsyncSession, staff):
+    token = csrf_of((await signed_in.get(f"/admin/users/{staff.id}")).text)
+
+    response = await signed_in.post(
+        f"/admin/users/{staff.id}/flags", data={"action": "deactivate", "_csrf_token": token}
+    )
+
+    assert response.status_code == 409
+    await db.refresh(staff)
+    assert staff.is_active
+
+
+async def test_product_form_shows_the_api_validation_messages(signed_in, db: AsyncSession):
+    token = csrf_of((await signed_in.get("/admin/products/new")).text)
+
+    response = await signed_in.post(
+        "/admin/products/new",
+        data={
+            "name": "  ",
+            "price": "1.001",
+            "stock": "3",
+            "category": "books",
+            "_csrf_token": token,
+        },
+    )
+
+    assert response.status_code == 400
+    assert 'id="error-name"' in response.text and "must not be blank" in response.text
+    assert "must have at most two decimal places" in response.text
+    assert (await db.scalars(select(Product))).all() == []
+
+
+async def test_signing_in_deletes_idle_sessions(browser_client, staff, db: AsyncSession):
+    from sqlalchemy import text
+
+    await sign_in(browser_client, staff.email)
+    await db.execute(text("UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'"))
+    await db.commit()
+
+    await sign_in(browser_client, staff.email)
+
+    assert len((await db.scalars(select(ConsoleSession))).all()) == 1
