@@ -33,6 +33,7 @@ from shop.cache import Cache, create_cache
 from shop.catalog.controllers import routes as catalog_routes
 from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
+from shop.identity import read_cache_key_prefix
 from shop.ops.allow import AllowHeaderMiddleware
 from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
@@ -112,7 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.database)
-        cache = create_cache(settings.cache)
+        # Read when the cache first needs it, so the API starts while PostgreSQL is down.
+        cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
         app.state.engine = engine
         app.state.session_maker = create_session_maker(engine)
         app.state.cache = cache

@@ -12,6 +12,10 @@ version moved does it need a second ``get``. A ``Lookup`` without a key means
 "the version is unknown right now": build the value from the database and do
 not store it.
 
+Every key on the wire, version counters included, starts with a prefix naming
+the database (`shop.identity`): shops sharing a memcached never read each
+other's entries. Callers never see it.
+
 The cache is an optimisation, never a dependency. Every memcached call runs
 under a short timeout (`_Deadline`); a timeout, refused connection or protocol error counts
 as a miss (reads) or is dropped (writes), is logged at most once per
@@ -85,6 +89,9 @@ _FORGET_PENDING_AFTER = 600.0
 _MAX_KEY = 240
 
 T = TypeVar("T")
+
+KeyPrefix = str | Callable[[], Awaitable[str]]
+"""The key prefix, or how to read it when first needed (see `shop.identity`)."""
 
 
 @dataclass
@@ -173,6 +180,10 @@ class Cache(abc.ABC):
     async def ping(self) -> bool: ...
 
     @abc.abstractmethod
+    async def flush(self) -> bool:
+        """Drop every entry (`shop cache flush`, after a database restore; tests); True if done."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
 
@@ -240,6 +251,10 @@ class InProcessCache(Cache):
         return Lookup(key, await self.get(key))
 
     async def ping(self) -> bool:
+        return True
+
+    async def flush(self) -> bool:
+        self._data.clear()
         return True
 
     async def close(self) -> None:
@@ -390,8 +405,19 @@ class MemcachedCache(Cache):
         timeout: float,
         pool_size: int = 16,
         circuit_seconds: float = _CIRCUIT_SECONDS,
+        *,
+        key_prefix: KeyPrefix = "",
     ) -> None:
         self._host, self._port = host, port
+        self._prefix: bytes | None = None
+        """Put in front of every key on the wire; None until known (every call skipped)."""
+        self._prefix_source: Callable[[], Awaitable[str]] | None = None
+        self._prefix_tried = -math.inf
+        self._prefix_reading = False
+        if isinstance(key_prefix, str):
+            self._prefix = key_prefix.encode()
+        else:
+            self._prefix_source = key_prefix
         self._timeout = timeout
         self._circuit_seconds = circuit_seconds
         self._client = _Client(host, port, pool_size)
@@ -454,6 +480,9 @@ class MemcachedCache(Cache):
         ``force`` bypasses an open circuit (not the timeout): invalidations are
         worth one attempt even while memcached looks down.
         """
+        if self._prefix is None and not await self._read_prefix():
+            self.stats.skipped += 1
+            return False, None
         probing = False
         if not force:
             if not self._may_call():
@@ -472,6 +501,34 @@ class MemcachedCache(Cache):
                 self._probing = False
         self._succeeded()
         return True, result
+
+    def _wire(self, key: str) -> bytes:
+        assert self._prefix is not None  # `_call` made sure
+        return self._prefix + key.encode()
+
+    async def _read_prefix(self) -> bool:
+        """Learn the key prefix (`shop.identity`); False while it cannot be read.
+
+        Until then every call is skipped: reads miss, and invalidations stay
+        pending (delivered with the prefix once it is known). One reader at a
+        time, at most once a second, so a PostgreSQL outage at start-up costs
+        requests nothing.
+        """
+        now = time.monotonic()
+        if self._prefix_source is None or self._prefix_reading or now - self._prefix_tried < 1.0:
+            return False
+        self._prefix_reading, self._prefix_tried = True, now
+        try:
+            async with asyncio.timeout(5):
+                prefix = await self._prefix_source()
+        except Exception as exc:
+            self._last_error = f"key prefix: {type(exc).__name__}: {exc}"
+            logger.warning("cache disabled until the database names its key prefix: %s", exc)
+            return False
+        finally:
+            self._prefix_reading = False
+        self._prefix = prefix.encode()
+        return True
 
     # -- reads, shared per event-loop turn ---------------------------------------------
 
@@ -504,10 +561,10 @@ class MemcachedCache(Cache):
                 self._batch = None  # whoever comes next starts a new batch
             unique = list(batch.keys)  # aiomcache refuses duplicate keys
             ok, values = await self._call(
-                "get", lambda: self._client.get_values(*(k.encode() for k in unique))
+                "get", lambda: self._client.get_values(*(self._wire(k) for k in unique))
             )
             if ok and values is not None:
-                answer = (True, {k: values.get(k.encode()) for k in unique})
+                answer = (True, {k: values.get(self._wire(k)) for k in unique})
         finally:
             for waiter in batch.waiters:
                 if not waiter.done():
@@ -534,18 +591,20 @@ class MemcachedCache(Cache):
         return result
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
-        ok, _ = await self._call("set", lambda: self._client.set(key.encode(), value, exptime=ttl))
+        ok, _ = await self._call(
+            "set", lambda: self._client.set(self._wire(key), value, exptime=ttl)
+        )
         if ok:
             self.stats.sets += 1
 
     async def delete(self, key: str) -> None:
-        ok, _ = await self._call("delete", lambda: self._client.delete(key.encode()), force=True)
+        ok, _ = await self._call("delete", lambda: self._client.delete(self._wire(key)), force=True)
         if not ok:
             self._pending_deletes.setdefault(key, time.monotonic())
             self._start_retrying()
 
     async def _delete_now(self, key: str) -> bool:
-        ok, _ = await self._call("delete", lambda: self._client.delete(key.encode()))
+        ok, _ = await self._call("delete", lambda: self._client.delete(self._wire(key)))
         return ok
 
     def _count(self, value: bytes | None) -> None:
@@ -562,21 +621,21 @@ class MemcachedCache(Cache):
         return await self._current_version(namespace) or 0
 
     async def _current_version(self, namespace: str) -> int | None:
-        key = _version_key(namespace).encode()
-        ok, raw = await self._call("get", lambda: self._client.get(key))
+        name = _version_key(namespace)
+        ok, raw = await self._call("get", lambda: self._client.get(self._wire(name)))
         if not ok:
             return None
         if raw is None:
             # First use (or memcached restarted): create the counter. If another
             # instance created it first, `add` fails and we read theirs.
             initial = str(_initial_version()).encode()
-            ok, added = await self._call("add", lambda: self._client.add(key, initial))
+            ok, added = await self._call("add", lambda: self._client.add(self._wire(name), initial))
             if not ok:
                 return None
             if added:
                 raw = initial
             else:
-                ok, raw = await self._call("get", lambda: self._client.get(key))
+                ok, raw = await self._call("get", lambda: self._client.get(self._wire(name)))
                 if not ok or raw is None:
                     return None
         return self._parse_version(namespace, raw)
@@ -643,7 +702,7 @@ class MemcachedCache(Cache):
             self.stats.misses += 1
             return Lookup(None, None)
         key = make_key(namespace, version, suffix)
-        _, value = await self._call("get", lambda: self._client.get(key.encode()))
+        _, value = await self._call("get", lambda: self._client.get(self._wire(key)))
         self._count(value)
         return Lookup(key, value)
 
@@ -679,8 +738,10 @@ class MemcachedCache(Cache):
             done.set_result(None)
 
     async def _incr(self, namespace: str, *, force: bool = True) -> bool:
-        key = _version_key(namespace).encode()
-        ok, bumped = await self._call("incr", lambda: self._client.incr(key), force=force)
+        name = _version_key(namespace)
+        ok, bumped = await self._call(
+            "incr", lambda: self._client.incr(self._wire(name)), force=force
+        )
         if not ok:
             return False
         if bumped is not None:
@@ -689,13 +750,17 @@ class MemcachedCache(Cache):
         # entry carries. If a reader created it between our incr and add, that
         # reader may be caching pre-commit data under it: bump theirs instead.
         ok, added = await self._call(
-            "add", lambda: self._client.add(key, str(_initial_version()).encode()), force=force
+            "add",
+            lambda: self._client.add(self._wire(name), str(_initial_version()).encode()),
+            force=force,
         )
         if not ok:
             return False
         if added:
             return True
-        ok, bumped = await self._call("incr", lambda: self._client.incr(key), force=force)
+        ok, bumped = await self._call(
+            "incr", lambda: self._client.incr(self._wire(name)), force=force
+        )
         return ok and bumped is not None
 
     # -- pending invalidations -------------------------------------------------------
@@ -739,6 +804,16 @@ class MemcachedCache(Cache):
         self._succeeded()
         return True
 
+    async def flush(self) -> bool:
+        """Empty memcached (``flush_all``): after a database restore, and between tests.
+
+        Every entry goes, other databases' too (they only miss). Versions read
+        later are created afresh, never equal to one in use before.
+        """
+        ok, _ = await self._call("flush_all", self._client.flush_all, force=True)
+        self._last_version.clear()
+        return ok
+
     async def close(self) -> None:
         if self._retry_task is not None:
             self._retry_task.cancel()
@@ -747,8 +822,12 @@ class MemcachedCache(Cache):
         await self._client.close()
 
 
-def create_cache(settings: CacheSettings) -> Cache:
+def create_cache(settings: CacheSettings, *, key_prefix: KeyPrefix) -> Cache:
+    """The configured backend. ``key_prefix`` names the database (`shop.identity`):
+    ``CACHE_KEY_PREFIX`` wins over it; the in-process cache needs none."""
     if settings.memcached is None:
         return InProcessCache()
     host, port = settings.memcached
-    return MemcachedCache(host, port, settings.timeout)
+    return MemcachedCache(
+        host, port, settings.timeout, key_prefix=settings.key_prefix or key_prefix
+    )
