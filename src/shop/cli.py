@@ -189,18 +189,19 @@ def cache_flush() -> None:
     if not settings.cache.servers:
         _fail("MEMCACHED_URL is unset: each process has its own in-process cache; restart them")
 
-    async def flush() -> bool:
-        host, port = settings.cache.servers[0]
+    async def flush() -> list[str]:
         # Not the configured timeout (tuned for requests, 50 ms): an operator can wait.
-        mc = MemcachedCache(host, port, timeout=5.0, key_prefix="")
+        mc = MemcachedCache.of(settings.cache.servers, 5.0, key_prefix="")
         try:
-            return await mc.flush()
+            await mc.flush()
+            return mc.servers_down
         finally:
             await mc.close()
 
-    if not asyncio.run(flush()):
-        _fail("memcached did not answer; nothing was flushed")
-    click.echo("cache flushed")
+    down = asyncio.run(flush())
+    if down:
+        _fail(f"not flushed, memcached did not answer: {', '.join(down)}; run it again")
+    click.echo(f"cache flushed on {len(settings.cache.servers)} server(s)")
 
 
 @main.command()
