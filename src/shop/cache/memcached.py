@@ -511,11 +511,12 @@ class MemcachedCache(Cache):
             done.set_result(None)
 
     async def _incr(self, namespace: str, *, force: bool = True) -> bool:
-        """Increment every reachable copy of the counter; True when each one asked moved.
+        """Increment every reachable copy of the counter; True when one moved.
 
         A copy on a server whose circuit is open is left out while another can
-        be asked (a bump must not pay a dead server's timeout each time): it
-        is lower than the others when it comes back, and a read raises it.
+        be asked (a bump must not pay a dead server's timeout each time). A
+        copy that was left out or failed is lower than the one that moved when
+        it answers again; reads take the highest copy and raise the others.
         """
         if not await self._ready():
             return False
@@ -526,7 +527,7 @@ class MemcachedCache(Cache):
             return False
         wire = self._wire(name)
         moved = await asyncio.gather(*(self._incr_on(node, wire, force) for node in targets))
-        return all(moved)
+        return any(moved)
 
     async def _incr_on(self, node: Node, wire: bytes, force: bool) -> bool:
         ok, bumped = await node.call("incr", lambda: node.client.incr(wire), force=force)
