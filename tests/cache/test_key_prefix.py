@@ -9,6 +9,7 @@ snapshot of "user 2" authorising B's customer 2 on a staff-only route.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -19,7 +20,7 @@ from litestar import Litestar
 
 from shop.accounts.security import user_cache_key
 from shop.app import create_app
-from shop.cache import Cache
+from shop.cache import PRODUCTS, Cache, MemcachedCache
 from shop.identity import derive_prefix
 from tests.conftest import make_settings, memcached_url, upgrade_async_sync
 from tests.orders.helpers import place_order
@@ -115,3 +116,31 @@ def test_derived_prefixes_differ_between_databases(
 
     assert prefix(a) != prefix(b)
     assert len(prefix(a)) <= 10 and prefix(a) == prefix(a)
+
+
+async def test_until_the_database_names_the_prefix_nothing_is_cached_and_no_bump_is_lost(
+    memcached: Memcached | str,
+) -> None:
+    """The API starts while PostgreSQL is down; its cache waits for the prefix."""
+    host, _, port = memcached_url(memcached).rpartition(":")
+    database_up = False
+
+    async def read_prefix() -> str:
+        if not database_up:
+            raise OSError("connection refused")
+        return "shop1:"
+
+    named = MemcachedCache(host, int(port), 0.05, key_prefix="shop1:")
+    before = await named.version(PRODUCTS)
+    await named.set("user_1", b"snapshot", 60)
+    waiting = MemcachedCache(host, int(port), 0.05, key_prefix=read_prefix)
+
+    assert await waiting.get("user_1") is None  # skipped, not read under a wrong prefix
+    await waiting.bump(PRODUCTS)  # kept pending
+    database_up = True
+    await asyncio.sleep(1.5)  # the prefix is read again at most once a second
+
+    assert await named.version(PRODUCTS) == before + 1
+    assert await waiting.get("user_1") == b"snapshot"
+    await named.close()
+    await waiting.close()

@@ -219,7 +219,7 @@ class MemcachedCache(Cache):
         force: bool = False,
     ) -> tuple[bool, T | None]:
         """``operation(client, wire_key)`` on the server holding ``key``."""
-        if not await self._ready():
+        if self._prefix is None and not await self._ready():
             return False, None
         node = self._single or self._ring.owner(key)
         wire = self._wire(key)
@@ -262,7 +262,7 @@ class MemcachedCache(Cache):
 
     async def _get_now(self, keys: list[str]) -> Found:
         """``keys`` from their servers, now: one ``get`` per server, concurrently."""
-        if not await self._ready():
+        if self._prefix is None and not await self._ready():
             return {}
         wire = self._wire
         if self._single is not None:
@@ -404,7 +404,7 @@ class MemcachedCache(Cache):
 
     async def _add_counter(self, name: str, initial: int) -> bool:
         """``add`` the counter on each of its servers; True when every one took this value."""
-        if not await self._ready():
+        if self._prefix is None and not await self._ready():
             return False
         wire, value = self._wire(name), str(initial).encode()
 
@@ -518,7 +518,7 @@ class MemcachedCache(Cache):
         copy that was left out or failed is lower than the one that moved when
         it answers again; reads take the highest copy and raise the others.
         """
-        if not await self._ready():
+        if self._prefix is None and not await self._ready():
             return False
         name = version_key(namespace)
         copies = self._ring.replicas(name)
