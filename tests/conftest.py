@@ -26,6 +26,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shop.app import create_app
+from shop.cache import Cache
 from shop.migrations import upgrade_async
 from shop.settings import Settings
 from tests.support.asgi import serve_in_process
@@ -153,13 +154,9 @@ async def _clean_state(request: pytest.FixtureRequest) -> None:
         await conn.close()
     if "app" in request.fixturenames:
         app: Litestar = request.getfixturevalue("app")
-        cache = getattr(app.state, "cache", None)
-        client = getattr(cache, "_client", None)
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.flush_all()
-        elif cache is not None and hasattr(cache, "_data"):
-            cache._data.clear()
+        cache: Cache | None = getattr(app.state, "cache", None)
+        if cache is not None:
+            await cache.flush()
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from shop.console import routes as console_routes
 from shop.console import template_config as console_template_config
 from shop.db import create_engine, create_session_maker, provide_session
 from shop.errors import exception_handlers, problem_response
+from shop.identity import read_cache_key_prefix
 from shop.ops.allow import AllowHeaderMiddleware
 from shop.ops.docs import docs_routes
 from shop.ops.health import HealthController
@@ -141,7 +142,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.database)
-        cache = create_cache(settings.cache)
+        # Read when the cache first needs it, so the API starts while PostgreSQL is down.
+        cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
         app.state.engine = engine
         app.state.session_maker = create_session_maker(engine)
         app.state.cache = cache

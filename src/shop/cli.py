@@ -4,6 +4,7 @@
     shop worker [--concurrency]            run a Procrastinate worker
     shop database upgrade                  apply migrations (idempotent)
     shop users create --email --username --password [--staff]
+    shop cache flush                       empty memcached (after a database restore)
     shop dev [--staff EMAIL]               everything in one process, embedded PostgreSQL
 
 Settings come from the environment (`Settings.from_env`); a bad value stops
@@ -171,6 +172,41 @@ def users_create(
             + "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in exc.errors or [])
         )
     click.echo(f"created {'staff ' if staff else ''}user {username} <{email}> with id {user_id}")
+
+
+@main.group()
+def cache() -> None:
+    """The memcached cache."""
+
+
+@cache.command("flush")
+def cache_flush() -> None:
+    """Empty every memcached server in MEMCACHED_URL: run it after restoring the database.
+
+    A database restored in place keeps its name and identity, hence its cache
+    key prefix, so entries cached before the restore would be served again.
+    This drops them, and those of any other shop on the same servers (they
+    only miss). Running API processes and workers need no restart.
+    """
+    from shop.cache import MemcachedCache
+
+    settings = load_settings()
+    if not settings.cache.servers:
+        _fail("MEMCACHED_URL is unset: each process has its own in-process cache; restart them")
+
+    async def flush() -> list[str]:
+        # Not the configured timeout (tuned for requests, 50 ms): an operator can wait.
+        mc = MemcachedCache.of(settings.cache.servers, 5.0, key_prefix="")
+        try:
+            await mc.flush()
+            return mc.servers_down
+        finally:
+            await mc.close()
+
+    down = asyncio.run(flush())
+    if down:
+        _fail(f"not flushed, memcached did not answer: {', '.join(down)}; run it again")
+    click.echo(f"cache flushed on {len(settings.cache.servers)} server(s)")
 
 
 @main.command()

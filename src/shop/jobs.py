@@ -118,9 +118,10 @@ async def open_worker_app(
     """Open the queue connection and the task resources for a worker."""
     from shop.cache import create_cache
     from shop.db import create_engine, create_session_maker
+    from shop.identity import read_cache_key_prefix
 
     engine = create_engine(settings.database)
-    cache = create_cache(settings.cache)
+    cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
     pool = psycopg_pool.AsyncConnectionPool(
         settings.database.libpq_url,
         min_size=1,

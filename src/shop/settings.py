@@ -106,6 +106,39 @@ def _database_url(raw: str) -> str:
     )
 
 
+def _memcached_servers(raw: str) -> tuple[tuple[str, int], ...]:
+    """``host:port`` or a comma-separated list of them; each may start with ``memcached://``."""
+    servers: list[tuple[str, int]] = []
+    for part in raw.split(","):
+        entry = part.strip().removeprefix("memcached://").removeprefix("memcache://")
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"MEMCACHED_URL: expected host:port or a comma-separated list of them, got {entry!r}"
+            )
+        if (host, int(port)) in servers:
+            raise ConfigError(f"MEMCACHED_URL: {entry!r} is listed twice")
+        servers.append((host, int(port)))
+    return tuple(servers)
+
+
+_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+
+
+def _key_prefix(raw: str) -> str | None:
+    """``CACHE_KEY_PREFIX``: up to 10 characters (memcached keys are short), separator added."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if len(raw) > 9 or not set(raw) <= _PREFIX_CHARS:
+        raise ConfigError(
+            f"CACHE_KEY_PREFIX: expected at most 9 letters, digits or _.:- , got {raw!r}"
+        )
+    return raw + ":"
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
@@ -127,13 +160,21 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    memcached: tuple[str, int] | None
-    """``(host, port)``; None selects the in-process backend (dev mode)."""
+    servers: tuple[tuple[str, int], ...]
+    """memcached ``(host, port)`` pairs, keys spread among them; empty selects the
+    in-process backend (dev mode)."""
     timeout: float = 0.05
     """Seconds one cache call may take before it counts as a miss."""
     products_ttl: int = 300
     order_ttl: int = 60
     user_ttl: int = 60
+    key_prefix: str | None = None
+    """``CACHE_KEY_PREFIX``; None derives one from the database (`shop.identity`)."""
+
+    @property
+    def memcached(self) -> tuple[str, int] | None:
+        """The first server (None in dev mode); kept for code written for one server."""
+        return self.servers[0] if self.servers else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,17 +299,10 @@ class Settings:
             statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=100),
         )
 
-        memcached = None
-        raw_mc = env.get("MEMCACHED_URL", "").strip()
-        if raw_mc:
-            raw_mc = raw_mc.removeprefix("memcached://").removeprefix("memcache://")
-            host, _, port = raw_mc.rpartition(":")
-            if not host or not port.isdigit():
-                raise ConfigError(f"MEMCACHED_URL: expected host:port, got {raw_mc!r}")
-            memcached = (host, int(port))
         cache = CacheSettings(
-            memcached=memcached,
+            servers=_memcached_servers(env.get("MEMCACHED_URL", "")),
             timeout=_float(env, "CACHE_TIMEOUT", 0.05),
+            key_prefix=_key_prefix(env.get("CACHE_KEY_PREFIX", "")),
         )
 
         tokens = TokenSettings(

@@ -77,7 +77,7 @@ async def test_bump_creates_a_missing_counter_without_counting_an_error(
     memcached: Memcached | str,
 ) -> None:
     cache = connect(memcached_url(memcached))
-    await cache._client.flush_all()
+    assert await cache.flush()
 
     await cache.bump("fresh_namespace")
 

@@ -27,6 +27,32 @@ def test_defaults_follow_the_spec():
     assert settings.database.url == "postgresql+asyncpg://u:p@db:5432/shop"
 
 
+@pytest.mark.parametrize(
+    ("raw", "servers"),
+    [
+        ("mc1:11211", (("mc1", 11211),)),  # one server, as before
+        ("memcached://mc1:11211", (("mc1", 11211),)),  # the URL spelling
+        (
+            "mc1:11211, mc2:11212,mc3:11213",
+            (("mc1", 11211), ("mc2", 11212), ("mc3", 11213)),
+        ),  # a pool, spaces allowed
+        ("", ()),  # unset: the in-process cache
+    ],
+)
+def test_memcached_url_is_one_server_or_a_comma_separated_list(
+    raw: str, servers: tuple[tuple[str, int], ...]
+) -> None:
+    cache = Settings.from_env({**BASE, "MEMCACHED_URL": raw}).cache
+
+    assert cache.servers == servers
+    assert cache.memcached == (servers[0] if servers else None)
+
+
+def test_cache_key_prefix_is_used_as_given_with_a_separator() -> None:
+    assert Settings.from_env({**BASE, "CACHE_KEY_PREFIX": "prod"}).cache.key_prefix == "prod:"
+    assert Settings.from_env(BASE).cache.key_prefix is None  # derived from the database
+
+
 def test_webhook_secret_falls_back_to_a_key_derived_from_secret_key():
     one = Settings.from_env(BASE).jobs.webhook_secret
     other = Settings.from_env({**BASE, "SECRET_KEY": "t" * 32}).jobs.webhook_secret
@@ -47,6 +73,10 @@ def test_webhook_secret_falls_back_to_a_key_derived_from_secret_key():
         ({"MIN_ORDER_AMOUNT": "abc"}, "MIN_ORDER_AMOUNT"),  # not a decimal
         ({"MIN_ORDER_AMOUNT": "-1"}, "MIN_ORDER_AMOUNT"),  # negative
         ({"MEMCACHED_URL": "memcached"}, "MEMCACHED_URL"),  # no port
+        ({"MEMCACHED_URL": "mc1:11211,mc2"}, "MEMCACHED_URL"),  # one server without a port
+        ({"MEMCACHED_URL": "mc1:11211,mc1:11211"}, "MEMCACHED_URL"),  # listed twice
+        ({"CACHE_KEY_PREFIX": "has space"}, "CACHE_KEY_PREFIX"),  # not allowed in a memcached key
+        ({"CACHE_KEY_PREFIX": "much-too-long"}, "CACHE_KEY_PREFIX"),  # keys must stay short
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),  # a pool needs a connection
         ({"CACHE_TIMEOUT": "fast"}, "CACHE_TIMEOUT"),  # not a number
         ({"SHIPPED_WEBHOOK_URL": "ftp://x"}, "SHIPPED_WEBHOOK_URL"),  # not http(s)

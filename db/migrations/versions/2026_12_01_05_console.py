@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_console"
-down_revision = "0002"
+down_revision = "2026_12_01_03"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,99 @@
+"""aiomcache 0.8, minus three hazards, plus a one-command multi-key ``get``.
+
+Everything here relies on aiomcache internals (``client.acquire``, the
+``MemcachePool`` attributes ``_pool``, ``_in_use``, ``_maxsize``, ``_do_close``,
+``_create_new_conn``, and the client's ``_pool``, ``_multi_get``,
+``_execute_simple_command``, ``_incr_decr``, ``_validate_key``), so
+pyproject.toml pins ``aiomcache<0.9`` and ``tests/platform/test_compat.py``
+checks that those internals still look the way this module expects.
+
+1. A cancelled call (our timeout, or a client that went away) left its
+   connection in the pool with the reply unread; the next command would read
+   that reply as its own answer. `CancelSafePool` closes such connections.
+2. The pool opened a new connection only when empty, so every request of a
+   worker queued behind one socket. `CancelSafePool.acquire` grows to maxsize.
+3. At EOF the reply loop spun without yielding (a memcached dying mid-command
+   froze the event loop); `Client._execute_simple_command` raises instead.
+   ``incr`` of a missing counter raised instead of answering ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiomcache
+from aiomcache import constants as mc_const
+from aiomcache.client import acquire
+from aiomcache.exceptions import ClientException, ValidationException
+from aiomcache.pool import Connection, MemcachePool
+
+__all__ = ["WIRE_KEY", "CancelSafePool", "Client"]
+
+WIRE_KEY = re.compile(r"[\x21-\x7e]{1,250}")
+"""A key memcached takes: printable ASCII without spaces, at most 250 bytes."""
+
+
+class CancelSafePool(MemcachePool):
+    """aiomcache's pool, minus the half-read-connection hazard (1) and the single socket (2)."""
+
+    def release(self, conn: Connection) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            self._in_use.discard(conn)
+            self._do_close(conn)
+            return
+        super().release(conn)
+
+    async def acquire(self) -> Connection:
+        # aiomcache opens a new connection only when the pool is empty: with
+        # every connection busy it queues the caller behind them, so all the
+        # requests of a worker share one socket and wait for each other's
+        # round trips. Grow up to maxsize instead, and only queue once that is reached.
+        if self._pool.empty() and self.size() < self._maxsize:
+            conn = await self._create_new_conn()
+            if conn is not None:
+                self._in_use.add(conn)
+                return conn
+        return await super().acquire()
+
+
+class Client(aiomcache.Client):
+    """aiomcache.Client with the pool above and the protocol fixes (3)."""
+
+    def __init__(self, host: str, port: int, pool_size: int) -> None:
+        super().__init__(host, port, pool_size=pool_size, pool_minsize=1)
+        self._pool = CancelSafePool(host, port, minsize=1, maxsize=pool_size)
+
+    def _validate_key(self, key: bytes) -> bytes:
+        # aiomcache decodes and matches a regex per key; every key here comes from
+        # make_key or a fixed format behind a short prefix, so one C-level match.
+        if not isinstance(key, bytes) or WIRE_KEY.fullmatch(key.decode("latin-1")) is None:
+            raise ValidationException("invalid memcached key", key)
+        return key
+
+    @acquire
+    async def get_values(self, conn: Connection, *keys: bytes) -> dict[bytes, bytes]:
+        """One ``get`` (without CAS, unlike aiomcache's multi_get) of several keys."""
+        values, _ = await self._multi_get(conn, *keys, with_cas=False)
+        return values
+
+    async def _execute_simple_command(self, conn: Connection, raw_command: bytes) -> bytes:
+        # aiomcache loops on readline() until a line ends with CRLF; at EOF
+        # readline() returns b"" without yielding, so a memcached that dies
+        # mid-command would spin the event loop forever. readuntil raises.
+        conn.writer.write(raw_command)
+        await conn.writer.drain()
+        line = await conn.reader.readuntil(b"\r\n")
+        return line[:-2]
+
+    async def _incr_decr(
+        self, conn: Connection, command: bytes, key: bytes, delta: int
+    ) -> int | None:
+        # aiomcache raises on NOT_FOUND; a missing counter is an answer, not a fault.
+        resp = await self._execute_simple_command(conn, b"%s %s %d\r\n" % (command, key, delta))
+        if resp == mc_const.NOT_FOUND:
+            return None
+        if not resp.isdigit():
+            raise ClientException(f"memcached {command.decode()} failed", resp)
+        return int(resp)
