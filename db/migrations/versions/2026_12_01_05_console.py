@@ -1,7 +1,7 @@
 """console: staff sign-in sessions and the audit trail
 
 Revision ID: 0005_console
-Revises: 0002
+Revises: 2026_12_01_03
 Create Date: 2026-12-01 00:00:00
 """
 
