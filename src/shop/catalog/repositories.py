@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, any_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
+from shop.pagination import Count, count_rows
 
-__all__ = ["ProductRepository"]
+__all__ = ["ProductRepository", "current_stocks"]
 
 _ORDER_COLUMNS = {
     Ordering.PRICE: Product.price,
@@ -25,13 +28,13 @@ _ORDER_COLUMNS = {
 class ProductRepository(SQLAlchemyAsyncRepository[Product]):
     model_type = Product
 
-    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], int]:
-        """One page of live products and how many match in all, in one statement.
+    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], bool]:
+        """One page of live products, and whether another page follows.
 
-        The total rides along as a window count; only a page past the end
-        (no rows to carry it) costs a second query.
+        One row more than the page is read to tell whether a next page exists;
+        the count is a separate, bounded query (`count`), needed only when the
+        page itself does not tell it.
         """
-        conditions = _conditions(query)
         column = _ORDER_COLUMNS[query.ordering]
         descending = query.ordering.value.startswith("-")
         # id breaks ties in the same direction, so pages are stable and one
@@ -40,20 +43,20 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
             (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
         )
         statement = (
-            select(Product, func.count().over().label("total"))
-            .where(*conditions)
+            select(Product)
+            .where(*_conditions(query))
             .order_by(*order)
-            .limit(query.limit)
+            .limit(query.limit + 1)
             .offset(query.offset)
         )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            return [row[0] for row in rows], int(rows[0][1])
-        if query.offset == 0:
-            return [], 0
-        count = select(func.count()).select_from(Product).where(*conditions)
-        total = await self.session.scalar(count)
-        return [], int(total or 0)
+        rows = list((await self.session.scalars(statement)).all())
+        return rows[: query.limit], len(rows) > query.limit
+
+    async def count_matching(self, query: ProductQuery, threshold: int) -> Count:
+        """How many live products match: exact up to ``threshold``, else an estimate."""
+        return await count_rows(
+            self.session, select(Product.id).where(*_conditions(query)), threshold
+        )
 
     async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
         """The product unless archived; ``for_update`` locks its row until commit."""
@@ -79,3 +82,19 @@ def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     elif query.in_stock is False:
         conditions.append(Product.stock == 0)
     return conditions
+
+
+async def current_stocks(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
+    """The current stock of each product: one primary-key lookup for a page.
+
+    A plain function, not a repository method: it runs on every cached list
+    read, where building a repository would be most of its cost.
+    """
+    result = await session.execute(
+        select(Product.id, Product.stock).where(Product.id == any_(_ids(product_ids)))
+    )
+    return {row[0]: row[1] for row in result}
+
+
+def _ids(product_ids: Sequence[int]) -> Any:
+    return bindparam("ids", list(product_ids), type_=ARRAY(BigInteger))

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
+from shop.pagination import Count, Window, count_rows, known_count
 
 __all__ = [
     "BasketLine",
@@ -95,6 +96,7 @@ _RESTORE_STOCK = text(
     SET stock = p.stock + r.quantity
     FROM returned r, locked l
     WHERE p.id = r.product_id AND l.id = p.id
+    RETURNING p.stock = r.quantity AS was_sold_out
     """
 )
 
@@ -209,9 +211,13 @@ class StockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def restore_for_order(self, order_id: int) -> None:
-        """Give every item of ``order_id`` back to stock (locks rows in ascending id order)."""
-        await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
+    async def restore_for_order(self, order_id: int) -> bool:
+        """Give every item of ``order_id`` back to stock (locks rows in ascending id order).
+
+        True when a product that was sold out (stock 0) is back in stock.
+        """
+        result = await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
+        return any(row.was_sold_out for row in result)
 
 
 class CheckoutRepository:
@@ -292,8 +298,14 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         created_to: datetime | None = None,
         limit: int,
         offset: int,
-    ) -> tuple[list[Order], int]:
-        """Orders matching the filters, newest first, and how many match in total."""
+        count_max: int = 10_000,
+    ) -> tuple[list[Order], Count, bool]:
+        """Orders matching the filters, newest first (id breaking ties), how many match
+        (exact up to ``count_max``, else an estimate), and whether a next page follows.
+
+        Each filter has an index ending in ``created_at, id`` (see the models),
+        scanned backwards: the page comes out in order without a sort.
+        """
         conditions = []
         if user_id is not None:
             conditions.append(Order.user_id == user_id)
@@ -303,17 +315,20 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             conditions.append(Order.created_at >= created_from)
         if created_to is not None:
             conditions.append(Order.created_at <= created_to)
-        total = await self.session.scalar(
-            select(func.count()).select_from(Order).where(*conditions)
+        found = list(
+            await self.session.scalars(
+                select(Order)
+                .where(*conditions)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
         )
-        orders = await self.session.scalars(
-            select(Order)
-            .where(*conditions)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(orders), int(total or 0)
+        orders, has_next = found[:limit], len(found) > limit
+        count = known_count(Window(limit, offset, None), len(orders), has_next)
+        if count is None:
+            count = await count_rows(self.session, select(Order.id).where(*conditions), count_max)
+        return orders, count, has_next
 
     async def items_with_products(
         self, order_ids: Sequence[int]

@@ -221,16 +221,24 @@ class OrderReader:
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> Page[schemas.Order]:
-        orders, total = await self.orders.page(
+        orders, count, has_next = await self.orders.page(
             user_id=user_id,
             status=status.value if status else None,
             created_from=created_from,
             created_to=created_to,
             limit=limit,
             offset=offset,
+            count_max=self.settings.list_exact_count_max,
         )
         items = await self._assemble(orders)
-        return Page(items=items, total=total, limit=limit, offset=offset)
+        return Page(
+            items=items,
+            total=count.value,
+            limit=limit,
+            offset=offset,
+            total_is_estimate=count.estimate,
+            has_next=has_next,
+        )
 
     async def load(self, order_ids: Sequence[int]) -> list[schemas.Order]:
         """Full orders (items, history) in the order of ``order_ids``; missing ids are skipped."""
