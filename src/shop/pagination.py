@@ -170,7 +170,11 @@ def links(
 ) -> tuple[str | None, str | None]:
     """``(next, previous)`` as absolute URLs, or None; DRF's rules for each mode."""
     url = connection.url
-    base = f"{url.scheme}://{url.netloc}{url.path}"
+    # The path as the client sent it (with or without its trailing slash):
+    # Litestar's routing drops the slash from ``scope["path"]``.
+    raw_path = connection.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else url.path
+    base = f"{url.scheme}://{url.netloc}{path}"
     query = dict(
         parse_qsl(connection.scope["query_string"].decode("latin-1"), keep_blank_values=True)
     )
