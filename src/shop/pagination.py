@@ -51,6 +51,7 @@ __all__ = [
     "OFFSET_DESCRIPTION",
     "PAGE_SIZE",
     "Count",
+    "Explain",
     "InvalidPage",
     "ListPage",
     "PageNumber",
@@ -244,7 +245,7 @@ def encode_list(
 # -- counting ----------------------------------------------------------------------
 
 
-class _Explain(Executable, ClauseElement):
+class Explain(Executable, ClauseElement):
     """``EXPLAIN (FORMAT JSON) <select>``, compiled by SQLAlchemy with bound parameters."""
 
     inherit_cache = False
@@ -253,8 +254,8 @@ class _Explain(Executable, ClauseElement):
         self.statement = statement
 
 
-@compiles(_Explain, "postgresql")
-def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(Explain, "postgresql")
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
@@ -272,7 +273,7 @@ async def count_rows(
     seen = int(await session.scalar(capped) or 0)
     if seen <= threshold:
         return Count(seen, False)
-    plan = await session.scalar(_Explain(rows))
+    plan = await session.scalar(Explain(rows))
     if isinstance(plan, str):
         plan = json.loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, any_, bindparam, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
@@ -76,12 +76,25 @@ def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     if query.price_max is not None:
         conditions.append(Product.price <= query.price_max)
     if query.search:
-        conditions.append(Product.name.icontains(query.search, autoescape=True))
+        # ILIKE (not lower() LIKE lower()) so the pg_trgm index on name serves
+        # it, and the pattern rendered into the statement by SQLAlchemy
+        # (literal_execute): with a bound parameter PostgreSQL may settle on a
+        # generic plan for the prepared statement, which cannot use the
+        # trigram index and guesses the selectivity.
+        pattern = bindparam(
+            "search", f"%{_like_literal(query.search)}%", type_=String, literal_execute=True
+        )
+        conditions.append(Product.name.ilike(pattern, escape="/"))
     if query.in_stock is True:
         conditions.append(Product.stock > 0)
     elif query.in_stock is False:
         conditions.append(Product.stock == 0)
     return conditions
+
+
+def _like_literal(text: str) -> str:
+    """``text`` as a LIKE pattern that matches itself: ``%`` and ``_`` are not wildcards."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 async def current_stocks(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
