@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, String, any_, bindparam, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
 from shop.pagination import Count, count_rows
 
-__all__ = ["ProductRepository", "current_stocks"]
+__all__ = ["ProductRepository", "current_stocks", "matching", "page_statement", "stocks_statement"]
 
 _ORDER_COLUMNS = {
     Ordering.PRICE: Product.price,
@@ -35,36 +35,45 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         the count is a separate, bounded query (`count`), needed only when the
         page itself does not tell it.
         """
-        column = _ORDER_COLUMNS[query.ordering]
-        descending = query.ordering.value.startswith("-")
-        # id breaks ties in the same direction, so pages are stable and one
-        # index (column, id) serves both directions.
-        order = (
-            (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
-        )
-        statement = (
-            select(Product)
-            .where(*_conditions(query))
-            .order_by(*order)
-            .limit(query.limit + 1)
-            .offset(query.offset)
-        )
-        rows = list((await self.session.scalars(statement)).all())
+        rows = list((await self.session.scalars(page_statement(query))).all())
         return rows[: query.limit], len(rows) > query.limit
 
     async def count_matching(self, query: ProductQuery, threshold: int) -> Count:
         """How many live products match: exact up to ``threshold``, else an estimate."""
-        return await count_rows(
-            self.session, select(Product.id).where(*_conditions(query)), threshold
-        )
+        return await count_rows(self.session, matching(query), threshold)
 
     async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
         """The product unless archived; ``for_update`` locks its row until commit."""
-        statement = select(Product).where(Product.id == product_id, ~Product.archived)
+        statement = live_statement(product_id)
         if for_update:
             statement = statement.with_for_update()
         result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
         return result
+
+
+def page_statement(query: ProductQuery) -> Select[Product]:
+    """The page of ``query`` and one row more (is there a next page?)."""
+    column = _ORDER_COLUMNS[query.ordering]
+    descending = query.ordering.value.startswith("-")
+    # id breaks ties in the same direction, so pages are stable and one
+    # index (column, id) serves both directions.
+    order = (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
+    return (
+        select(Product)
+        .where(*_conditions(query))
+        .order_by(*order)
+        .limit(query.limit + 1)
+        .offset(query.offset)
+    )
+
+
+def matching(query: ProductQuery) -> Select[int]:
+    """The ids of every live product ``query`` matches (what its count counts)."""
+    return select(Product.id).where(*_conditions(query))
+
+
+def live_statement(product_id: int) -> Select[Product]:
+    return select(Product).where(Product.id == product_id, ~Product.archived)
 
 
 def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
@@ -103,10 +112,12 @@ async def current_stocks(session: AsyncSession, product_ids: Sequence[int]) -> d
     A plain function, not a repository method: it runs on every cached list
     read, where building a repository would be most of its cost.
     """
-    result = await session.execute(
-        select(Product.id, Product.stock).where(Product.id == any_(_ids(product_ids)))
-    )
+    result = await session.execute(stocks_statement(product_ids))
     return {row[0]: row[1] for row in result}
+
+
+def stocks_statement(product_ids: Sequence[int]) -> Select[int, int]:
+    return select(Product.id, Product.stock).where(Product.id == any_(_ids(product_ids)))
 
 
 def _ids(product_ids: Sequence[int]) -> Any:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, Select, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
@@ -306,24 +306,8 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         Each filter has an index ending in ``created_at, id`` (see the models),
         scanned backwards: the page comes out in order without a sort.
         """
-        conditions = []
-        if user_id is not None:
-            conditions.append(Order.user_id == user_id)
-        if status is not None:
-            conditions.append(Order.status == status)
-        if created_from is not None:
-            conditions.append(Order.created_at >= created_from)
-        if created_to is not None:
-            conditions.append(Order.created_at <= created_to)
-        found = list(
-            await self.session.scalars(
-                select(Order)
-                .where(*conditions)
-                .order_by(Order.created_at.desc(), Order.id.desc())
-                .limit(limit + 1)
-                .offset(offset)
-            )
-        )
+        conditions = order_conditions(user_id, status, created_from, created_to)
+        found = list(await self.session.scalars(order_page_statement(conditions, limit, offset)))
         orders, has_next = found[:limit], len(found) > limit
         count = known_count(Window(limit, offset, None), len(orders), has_next)
         if count is None:
@@ -361,6 +345,37 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         )
         await self.session.flush()
         await self.session.refresh(order, ["updated_at"])
+
+
+def order_conditions(
+    user_id: int | None,
+    status: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
+    if status is not None:
+        conditions.append(Order.status == status)
+    if created_from is not None:
+        conditions.append(Order.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Order.created_at <= created_to)
+    return conditions
+
+
+def order_page_statement(
+    conditions: list[ColumnElement[bool]], limit: int, offset: int
+) -> Select[Order]:
+    """Newest first, id breaking ties, one row more than the page (is there a next page?)."""
+    return (
+        select(Order)
+        .where(*conditions)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
+    )
 
 
 def advisory_key(user_id: int, key: str) -> int:
