@@ -122,7 +122,7 @@ class ProductController(Controller):
     @get(
         "/",
         summary="List products",
-        responses={**NOT_MODIFIED, **problem_responses(400, 401)},
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 404)},
         before_request=serve_list_hit,
         opt={PREFETCH: _list_lookup},
     )

@@ -21,6 +21,7 @@ from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessab
 from shop.orders import schemas
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import OrderRepository
+from shop.reads import fill
 from shop.schemas import Page, money
 from shop.settings import Settings
 
@@ -175,16 +176,21 @@ class OrderReader:
             found = await self.cache.lookup(ORDERS, str(order_id))
         if (cached := cached_body(found, user)) is not None:
             return cached
-        orders = await self.load([order_id])
-        if not orders:
+
+        async def build() -> bytes:
+            orders = await self.load([order_id])
+            if not orders:
+                raise OrderNotFound()
+            (order,) = orders
+            return _pack_entry(order.user, encode_order(order))
+
+        # One read per order and process when the entry is missing (`shop.reads`).
+        raw, _ = await fill(self.cache, found, build, self.settings.cache.order_ttl)
+        entry = _unpack_entry(raw)
+        if entry is None:  # cannot happen: we packed it
             raise OrderNotFound()
-        (order,) = orders
-        _check_reader(order.user, user)
-        body = encode_order(order)
-        if found.key is not None:
-            await self.cache.set(
-                found.key, _pack_entry(order.user, body), self.settings.cache.order_ttl
-            )
+        owner, body = entry
+        _check_reader(owner, user)
         return body
 
     async def list_for_customer(
