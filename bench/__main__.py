@@ -320,7 +320,7 @@ def main() -> None:
                 fx, extra, big, an_order = scale_fixture(svc, workdir)
                 write_data_file(data, fx, extra)
                 plans = workdir / "explain.md"
-                scans = misses.explain(svc.database_url, big, an_order, 10_000, plans)
+                scans = misses.explain(svc.database_url, big, an_order, 1_000, plans)
                 payload["explain_seq_scans"] = scans
                 log(
                     f"EXPLAIN (ANALYZE, BUFFERS) of each query in {plans}; seq scans: {scans or 'none'}"

@@ -12,7 +12,7 @@ Every list (products, own orders, admin orders, webhook deliveries) answers
   (its Host), at response time: a cached list holds no URL, so an entry filled
   through one host name is never served with another's links.
 * ``count`` is exact while at most ``LIST_EXACT_COUNT_MAX`` rows match (default
-  10,000): counting stops at that many rows plus one (`count_rows`), so it
+  1,000, fifty pages): counting stops at that many rows plus one (`count_rows`), so it
   never scans a big table. Beyond it, ``count`` is PostgreSQL's estimate for
   the same query (its planner's row estimate, the ``EXPLAIN`` figure) and the
   envelope adds ``"count_is_estimate": true``.

@@ -298,7 +298,7 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         created_to: datetime | None = None,
         limit: int,
         offset: int,
-        count_max: int = 10_000,
+        count_max: int = 1_000,
     ) -> tuple[list[Order], Count, bool]:
         """Orders matching the filters, newest first (id breaking ties), how many match
         (exact up to ``count_max``, else an estimate), and whether a next page follows.
