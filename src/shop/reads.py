@@ -1,5 +1,17 @@
 """Cached reads: one build per key and process when a version moves (no stampede).
 
+How a cached read flows (products list, order detail):
+
+1. Authentication reads the caller's snapshot and the route's entry in one
+   memcached round trip (`shop.prefetch`, `Cache.get_and_lookup`).
+2. The route's ``before_request`` hook answers a hit after its checks (the
+   order's owner; the list's repeated parameters), before Litestar parses
+   arguments. A list hit still reads its page's stock figures from PostgreSQL
+   (one primary-key query) and builds ``next``/``previous`` from the request:
+   a cached page holds neither (see `shop.catalog.services`).
+3. A miss reaches the service, which builds the entry through `fill` below
+   and stores it under the version read before its database read.
+
 A version-keyed entry (`Cache.lookup`) dies for everyone at once when its
 version is bumped: every request for that key then misses at the same moment
 and, without care, each runs the same database query. `fill` lets the first
