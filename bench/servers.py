@@ -158,6 +158,12 @@ class _Procs:
                 proc.wait(timeout=5)
 
 
+def _pg_ready(port: int) -> bool:
+    assert PG_BIN is not None
+    probe = [str(PG_BIN / "pg_isready"), "-q", "-h", HOST, "-p", str(port)]
+    return subprocess.run(probe, check=False).returncode == 0  # noqa: S603
+
+
 def _as_postgres(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root; run its programs as the postgres user then."""
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
@@ -222,7 +228,9 @@ def _start_postgres(procs: _Procs, workdir: Path, data: Path | None = None) -> t
         ),
         log,
     )
-    _wait("PostgreSQL", lambda: _port_open(port), proc, log, 30)
+    # Accepting connections, not just listening: a reused cluster may first
+    # replay its WAL (recovery after the previous run's stop).
+    _wait("PostgreSQL", lambda: _pg_ready(port), proc, log, 300)
     if not reused:
         subprocess.run(  # noqa: S603
             [str(PG_BIN / "createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", "shop"],

@@ -65,14 +65,16 @@ def page_statement(query: ProductQuery) -> Select[Product]:
 def matching(query: ProductQuery) -> Select[int]:
     """The ids of every live product ``query`` matches (what its count counts).
 
-    In the page's order, so a count that stops after so many rows reads them
-    from the index that serves the page (an index-only scan for most
-    filters), not from the start of the table. Except with ``search``: the
-    trigram index finds the matches in no useful order, and ordering them
-    would sort every match.
+    A count stops after so many rows, so where it starts matters. With a
+    selective filter (category, price, search) PostgreSQL reads the first
+    rows from the index of that filter. Without one, any rows will do and it
+    would take them from the start of the table: the count then follows the
+    page's order, so it reads the page's own index (index-only) instead.
     """
     rows = select(Product.id).where(*_conditions(query))
-    return rows if query.search else rows.order_by(*_order(query))
+    filters = (query.category, query.price_min, query.price_max)
+    selective = bool(query.search) or any(f is not None for f in filters)
+    return rows if selective else rows.order_by(*_order(query))
 
 
 def _order(query: ProductQuery) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
