@@ -257,7 +257,7 @@ def scale_fixture(svc: Services, workdir: Path) -> tuple[Fixture, list[str], int
 
 
 def run_scale_round(
-    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace, explained: bool
+    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace
 ) -> list[Result]:
     results: list[Result] = []
     miss = partial(run_wrk, base_url=svc.miss_url, data_file=data, connections=16)
@@ -271,12 +271,17 @@ def run_scale_round(
             f"p99 {result.p99_ms:.1f} ms ({'ok' if result.p99_ms <= 50 else 'ABOVE 50 ms'}), "
             f"non-2xx {result.non2xx}, 5xx {result.s5xx}"
         )
-    wrk = partial(run_wrk, base_url=svc.base_url, data_file=data, connections=args.connections)
-    wrk("S1-warmup", "products_list.lua", duration=args.warmup)
-    s1 = wrk("S1", "products_list.lua", duration=args.duration)
-    results.append(s1)
-    log(f"S1: {s1.rps:.0f} req/s, p99 {s1.p99_ms:.2f} ms")
-    results += m1(svc, fx, data, args, s1.rps)
+    wanted = set(filter(None, args.only.upper().split(",")))
+    s1_rps = None
+    if not wanted or "S1" in wanted:
+        wrk = partial(run_wrk, base_url=svc.base_url, data_file=data, connections=args.connections)
+        wrk("S1-warmup", "products_list.lua", duration=args.warmup)
+        s1 = wrk("S1", "products_list.lua", duration=args.duration)
+        results.append(s1)
+        s1_rps = s1.rps
+        log(f"S1: {s1.rps:.0f} req/s, p99 {s1.p99_ms:.2f} ms")
+    if not wanted or "M1" in wanted:
+        results += m1(svc, fx, data, args, s1_rps)
     return results
 
 
@@ -336,7 +341,7 @@ def main() -> None:
             for n in range(1, args.repeat + 1):
                 settle(svc.base_url)
                 if args.scale:
-                    results = run_scale_round(svc, fx, data, args, n > 1)
+                    results = run_scale_round(svc, fx, data, args)
                 else:
                     results = run_round(svc, fx, data, args)
                 rss = report.api_worker_rss(svc.api_pid)
