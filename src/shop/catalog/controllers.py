@@ -36,6 +36,7 @@ from shop.errors import problem_responses
 from shop.pagination import (
     LIMIT_DESCRIPTION,
     OFFSET_DESCRIPTION,
+    PAGE_SIZE,
     ListPage,
     PageNumber,
     page_number,
@@ -154,13 +155,11 @@ class ProductController(Controller):
         ] = schemas.Ordering.CREATED_AT_DESC,
         page: PageNumber = None,
         limit: Annotated[
-            int | None,
-            Parameter(ge=1, le=schemas.MAX_LIMIT, description=LIMIT_DESCRIPTION),
-        ] = None,
+            int, Parameter(ge=1, le=schemas.MAX_LIMIT, description=LIMIT_DESCRIPTION)
+        ] = PAGE_SIZE,
         offset: Annotated[
-            int | None,
-            Parameter(ge=0, le=schemas.MAX_OFFSET, description=OFFSET_DESCRIPTION),
-        ] = None,
+            int, Parameter(ge=0, le=schemas.MAX_OFFSET, description=OFFSET_DESCRIPTION)
+        ] = 0,
     ) -> Response[ListPage[schemas.Product]]:
         """Live products matching every filter given; newest first unless `ordering` says else.
 
@@ -174,7 +173,13 @@ class ProductController(Controller):
             errors += check_amount(price_max, "price_max", allow_zero=True)
         if errors:
             raise invalid(errors)
-        at = window(page=page, limit=limit, offset=offset, max_offset=schemas.MAX_OFFSET)
+        at = window(
+            page=page,
+            limit=limit,
+            offset=offset,
+            given=refuse_repeated(request),
+            max_offset=schemas.MAX_OFFSET,
+        )
         query = schemas.ProductQuery(
             category=category,
             price_min=price_min,

@@ -25,6 +25,7 @@ from shop.orders.services import OrderReader, cached_body, detail_lookup_key, en
 from shop.pagination import (
     LIMIT_DESCRIPTION,
     OFFSET_DESCRIPTION,
+    PAGE_SIZE,
     ListPage,
     PageNumber,
     from_page,
@@ -59,8 +60,8 @@ def parse_instant(name: str, raw: str | None) -> datetime | None:
 
 OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
 MAX_OFFSET = 2**31 - 1
-Limit = Annotated[int | None, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
-Offset = Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
+Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
+Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
 # `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
 CacheDep = Annotated[Cache, Dependency(skip_validation=True)]
 
@@ -163,12 +164,12 @@ class OrderController(Controller):
         reader: OrderReader,
         status: StatusFilter = None,
         page: PageNumber = None,
-        limit: Limit = None,
-        offset: Offset = None,
+        limit: Limit = PAGE_SIZE,
+        offset: Offset = 0,
     ) -> ListPage[schemas.Order]:
         """The caller's own orders, newest first: pages of 20 with `page`, or `limit`/`offset`."""
-        refuse_repeated(request)
-        at = window(page=page, limit=limit, offset=offset, max_offset=MAX_OFFSET)
+        given = refuse_repeated(request)
+        at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
         found = await reader.list_for_customer(request.user, status, at.limit, at.offset)
         return from_page(request, at, found)
 
@@ -256,12 +257,12 @@ class AdminOrderController(Controller):
             ),
         ] = None,
         page: PageNumber = None,
-        limit: Limit = None,
-        offset: Offset = None,
+        limit: Limit = PAGE_SIZE,
+        offset: Offset = 0,
     ) -> ListPage[schemas.Order]:
         """Every customer's orders, newest first: pages of 20 with `page`, or `limit`/`offset`."""
-        refuse_repeated(request)
-        at = window(page=page, limit=limit, offset=offset, max_offset=MAX_OFFSET)
+        given = refuse_repeated(request)
+        at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
         found = await OrderReader(db_session, cache, settings).list_all(
             status=status,
             user_id=user_id,

@@ -30,6 +30,7 @@ from shop.orders.webhooks import Outcome
 from shop.pagination import (
     LIMIT_DESCRIPTION,
     OFFSET_DESCRIPTION,
+    PAGE_SIZE,
     ListPage,
     PageNumber,
     from_page,
@@ -118,8 +119,8 @@ async def download_invoice(
 
 
 MAX_OFFSET = 1_000_000
-Limit = Annotated[int | None, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
-Offset = Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
+Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
+Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
 
 
 @get(
@@ -137,13 +138,13 @@ async def list_deliveries(
         Outcome | None, Parameter(description="Only events with this outcome")
     ] = None,
     page: PageNumber = None,
-    limit: Limit = None,
-    offset: Offset = None,
+    limit: Limit = PAGE_SIZE,
+    offset: Offset = 0,
 ) -> ListPage[Delivery]:
     """Newest first; each event lists every attempt (time, status code or error, duration).
     Pages of 20 with `page`, or `limit`/`offset`."""
-    refuse_repeated(request)
-    at = window(page=page, limit=limit, offset=offset, max_offset=MAX_OFFSET)
+    given = refuse_repeated(request)
+    at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
     events, attempts, total = await webhooks.list_deliveries(
         db_session, order_id=order_id, outcome=outcome, limit=at.limit + 1, offset=at.offset
     )
