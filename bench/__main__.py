@@ -20,12 +20,15 @@ from typing import Any
 
 import httpx
 
-from bench import console, dbcheck, report
+from bench import console, dbcheck, misses, report, scale
 from bench.checkout_sql import write_checkout_script
 from bench.load import Result, run_pgbench, run_wrk
+from bench.mixed import run_m1
 from bench.profile import sampling
-from bench.seed import PASSWORD, Fixture, seed
-from bench.servers import Services, require_tools, services
+from bench.seed import PASSWORD, Customer, Fixture, seed
+from bench.servers import SECRET_KEY, Services, require_tools, services
+from shop.accounts.security import encode_token
+from shop.settings import TokenSettings
 
 UNITS_PER_ORDER = {"S4": 2, "S5": 1}
 """Units each benchmark order takes (see bench/order_create.lua)."""
@@ -66,7 +69,21 @@ def parse_args() -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra setting for the shop processes, e.g. CACHE_TIMEOUT=0.5 (repeatable)",
     )
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (logs, database); with --scale, keep the million-row "
+        "cluster in --scale-dir and reuse it on the next --scale --keep run",
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="a million products, 100,000 users, a million orders built in PostgreSQL "
+        "(bench/scale.py); runs the cache-miss scenarios (P-*, O-*), S1 and M1 on it",
+    )
+    p.add_argument(
+        "--scale-dir", type=Path, default=Path(tempfile.gettempdir()) / "shop-bench-scale"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument(
         "--profile",
@@ -91,8 +108,8 @@ def export(commit: str, workdir: Path) -> Path:
     return tree
 
 
-def write_data_file(path: Path, fx: Fixture) -> None:
-    lines = [f"password {PASSWORD}", f"hot {fx.hot_product_id}"]
+def write_data_file(path: Path, fx: Fixture, extra: list[str] | None = None) -> None:
+    lines = [f"password {PASSWORD}", f"hot {fx.hot_product_id}", *(extra or [])]
     lines += [f"customer {c.email} {c.access}" for c in fx.customers]
     lines += [f"product {i}" for i in fx.product_ids]
     lines += [f"order {token} {order_id}" for token, order_id in fx.orders]
@@ -186,6 +203,89 @@ def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) 
         settle(svc.base_url)
         for result in console.run(svc.base_url, fx, requests=20 if args.quick else 100):
             record(result)
+    if on("M1"):
+        s1 = next((r.rps for r in results if r.name == "S1"), None)
+        settle(svc.base_url)
+        for part in m1(svc, fx, data, args, s1):
+            record(part)
+    return results
+
+
+def m1(
+    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace, s1: float | None
+) -> list[Result]:
+    parts = run_m1(
+        name="M1",
+        base_url=svc.base_url,
+        database_url=svc.database_url,
+        probe_token=fx.customers[-1].access,
+        product_ids=fx.product_ids,
+        wrk=partial(run_wrk, base_url=svc.base_url, data_file=data),
+        duration=args.duration,
+        s1_rps=s1,
+    )
+    summary = parts[0].extra
+    log(
+        "M1: list hit ratio {list_hit_ratio:.3f}, reads {read_rps:.0f}/s (x{reads_vs_s1} of S1), "
+        "read p99 {read_p99_ms:.1f} ms, orders {orders_per_s:.0f}/s, freshness violations "
+        "{freshness_violations} of {freshness_reads} reads, 5xx {s5xx}".format(**summary)
+    )
+    return parts
+
+
+def scale_fixture(svc: Services, workdir: Path) -> tuple[Fixture, list[str], int, int]:
+    """Customers with tokens minted here (no logins: 100,000 users), sampled products,
+    the big customer's orders; extra data-file lines for bench/miss.lua."""
+    url = svc.database_url
+    tokens = TokenSettings(secret_key=SECRET_KEY, access_minutes=600)
+
+    def token(user_id: int) -> str:
+        return encode_token(tokens, user_id, "access")[0]
+
+    big = scale.big_customer(url)
+    users = scale.sample(url, "SELECT id FROM users WHERE NOT is_staff ORDER BY random() LIMIT 49")
+    customers = [Customer(u, f"user{u}", token(u)) for u in [big, *users]]
+    products = scale.sample(
+        url, "SELECT id FROM products WHERE NOT archived AND stock > 0 ORDER BY random() LIMIT 2000"
+    )
+    staff = scale.sample(url, "SELECT min(id) FROM users WHERE is_staff")[0]
+    orders = scale.sample(
+        url,
+        f"SELECT id FROM orders WHERE user_id = {big} ORDER BY random() LIMIT 300",  # noqa: S608
+    )
+    fx = Fixture(
+        customers, sorted(products), products[0], [(customers[0].access, o) for o in orders]
+    )
+    extra = [f"staff {token(staff)}", f"big {token(big)}", *(f"bigorder {o}" for o in orders)]
+    return fx, extra, big, orders[0]
+
+
+def run_scale_round(
+    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace
+) -> list[Result]:
+    results: list[Result] = []
+    miss = partial(run_wrk, base_url=svc.miss_url, data_file=data, connections=16)
+    for name, path, who in misses.SCENARIOS:
+        if args.only and name.upper() not in args.only.upper().split(","):
+            continue
+        result = miss(name, "miss.lua", path, who, duration=args.duration)
+        results.append(result)
+        log(
+            f"{name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms ({'ok' if result.p99_ms <= 50 else 'ABOVE 50 ms'}), "
+            f"non-2xx {result.non2xx}, 5xx {result.s5xx}"
+        )
+    wanted = set(filter(None, args.only.upper().split(",")))
+    s1_rps = None
+    if not wanted or "S1" in wanted:
+        wrk = partial(run_wrk, base_url=svc.base_url, data_file=data, connections=args.connections)
+        wrk("S1-warmup", "products_list.lua", duration=args.warmup)
+        s1 = wrk("S1", "products_list.lua", duration=args.duration)
+        results.append(s1)
+        s1_rps = s1.rps
+        log(f"S1: {s1.rps:.0f} req/s, p99 {s1.p99_ms:.2f} ms")
+    if not wanted or "M1" in wanted:
+        results += m1(svc, fx, data, args, s1_rps)
     return results
 
 
@@ -201,22 +301,53 @@ def main() -> None:
         payload["commit"] = args.commit or "working tree"
         extra_env = dict(item.split("=", 1) for item in args.env)
         payload["env"] = extra_env
-        with services(workdir, args.api_workers, args.worker_concurrency, source, extra_env) as svc:
+        pgdata = None
+        if args.scale:
+            pgdata = args.scale_dir.resolve() if args.keep else workdir / "pgdata"
+        with services(
+            workdir,
+            args.api_workers,
+            args.worker_concurrency,
+            source,
+            extra_env,
+            pgdata=pgdata,
+            miss_api=args.scale,
+        ) as svc:
             log(
                 f"shop at {svc.base_url} (pid {svc.api_pid}), "
                 f"PostgreSQL :{svc.pg_port}, memcached :{svc.mc_port}"
             )
-            sizes = (200, 10, 50) if args.quick else (1000, 50, 300)
-            fx = seed(svc.base_url, products=sizes[0], users=sizes[1], orders=sizes[2])
-            log(
-                f"seeded {len(fx.product_ids) + 1} products, "
-                f"{len(fx.customers)} customers, {len(fx.orders)} orders"
-            )
             data = workdir / "data.txt"
-            write_data_file(data, fx)
+            if args.scale:
+                if svc.reused and scale.is_built(svc.database_url):
+                    log("reusing the million-row data set (--keep)")
+                else:
+                    log("building the million-row data set in PostgreSQL ...")
+                    seconds = scale.build(svc.database_url, workdir)
+                    payload["scale_build_seconds"] = round(seconds, 1)
+                    log(f"built in {seconds:.0f} s")
+                fx, extra, big, an_order = scale_fixture(svc, workdir)
+                write_data_file(data, fx, extra)
+                plans = workdir / "explain.md"
+                scans = misses.explain(svc.database_url, big, an_order, 1_000, plans)
+                payload["explain_seq_scans"] = scans
+                log(
+                    f"EXPLAIN (ANALYZE, BUFFERS) of each query in {plans}; seq scans: {scans or 'none'}"
+                )
+            else:
+                sizes = (200, 10, 50) if args.quick else (1000, 50, 300)
+                fx = seed(svc.base_url, products=sizes[0], users=sizes[1], orders=sizes[2])
+                log(
+                    f"seeded {len(fx.product_ids) + 1} products, "
+                    f"{len(fx.customers)} customers, {len(fx.orders)} orders"
+                )
+                write_data_file(data, fx)
             for n in range(1, args.repeat + 1):
                 settle(svc.base_url)
-                results = run_round(svc, fx, data, args)
+                if args.scale:
+                    results = run_scale_round(svc, fx, data, args)
+                else:
+                    results = run_round(svc, fx, data, args)
                 rss = report.api_worker_rss(svc.api_pid)
                 checks = report.ratios(results) + console.checks(results)
                 queue = dbcheck.job_queue(svc.database_url)

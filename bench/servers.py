@@ -114,6 +114,14 @@ class Services:
     api_pid: int
     database_url: str
     env: dict[str, str]
+    reused: bool = False
+    """The PostgreSQL cluster was an existing one (``--scale --keep``)."""
+    miss_api_port: int | None = None
+
+    @property
+    def miss_url(self) -> str:
+        assert self.miss_api_port is not None
+        return f"http://{HOST}:{self.miss_api_port}"
 
     @property
     def base_url(self) -> str:
@@ -150,35 +158,45 @@ class _Procs:
                 proc.wait(timeout=5)
 
 
+def _pg_ready(port: int) -> bool:
+    assert PG_BIN is not None
+    probe = [str(PG_BIN / "pg_isready"), "-q", "-h", HOST, "-p", str(port)]
+    return subprocess.run(probe, check=False).returncode == 0  # noqa: S603
+
+
 def _as_postgres(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root; run its programs as the postgres user then."""
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
-def _start_postgres(procs: _Procs, workdir: Path) -> int:
+def _start_postgres(procs: _Procs, workdir: Path, data: Path | None = None) -> tuple[int, bool]:
+    """``(port, reused)``: ``data`` is a cluster directory to reuse when it holds one."""
     assert PG_BIN is not None
-    data = workdir / "pgdata"
-    data.mkdir()
+    data = data or workdir / "pgdata"
+    reused = (data / "PG_VERSION").exists()
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres")
-        shutil.chown(data, "postgres")
+    if not reused:
+        data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres")
+        subprocess.run(  # noqa: S603
+            _as_postgres(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     log = workdir / "postgres.log"
-    subprocess.run(  # noqa: S603
-        _as_postgres(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
     port = free_port()
     proc = procs.start(
         "postgres",
@@ -201,16 +219,24 @@ def _start_postgres(procs: _Procs, workdir: Path) -> int:
                 "shared_buffers=256MB",
                 "-c",
                 "logging_collector=off",
+                # Counts statements (M1's list hit ratio: page queries per list request).
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "maintenance_work_mem=256MB",
             ]
         ),
         log,
     )
-    _wait("PostgreSQL", lambda: _port_open(port), proc, log, 30)
-    subprocess.run(  # noqa: S603
-        [str(PG_BIN / "createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", "shop"],
-        check=True,
-    )
-    return port
+    # Accepting connections, not just listening: a reused cluster may first
+    # replay its WAL (recovery after the previous run's stop).
+    _wait("PostgreSQL", lambda: _pg_ready(port), proc, log, 300)
+    if not reused:
+        subprocess.run(  # noqa: S603
+            [str(PG_BIN / "createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", "shop"],
+            check=True,
+        )
+    return port, reused
 
 
 def _start_memcached(procs: _Procs, workdir: Path) -> int:
@@ -257,13 +283,20 @@ def services(
     worker_concurrency: int,
     source: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    pgdata: Path | None = None,
+    miss_api: bool = False,
 ) -> Iterator[Services]:
-    """Everything a run needs; ``source`` is a tree whose ``src/`` replaces the installed shop."""
+    """Everything a run needs; ``source`` is a tree whose ``src/`` replaces the installed shop.
+
+    ``pgdata``: a PostgreSQL cluster directory, reused when it holds one (``--scale --keep``).
+    ``miss_api``: also a second API whose memcached never answers (a closed port),
+    so every read of it is a cache miss through the whole stack (issue 12's point 2).
+    """
     procs = _Procs()
     # Ctrl+C or a TERM from nox: unwind through the finally below.
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        pg_port = _start_postgres(procs, workdir)
+        pg_port, reused = _start_postgres(procs, workdir, pgdata)
         mc_port = _start_memcached(procs, workdir)
         database_url = f"postgresql://postgres@{HOST}:{pg_port}/shop"
         env = {
@@ -295,8 +328,9 @@ def services(
                 "--staff",
             ),
             env=env,
-            check=True,
+            check=not reused,  # a reused cluster already has the staff user
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if reused else None,
             stdin=subprocess.DEVNULL,
         )
         api_port = free_port()
@@ -314,7 +348,29 @@ def services(
         _lower_priority(
             procs.start("worker", ["nice", "-n", str(WORKER_NICENESS), *worker], wlog, env)
         )
-        yield Services(workdir, pg_port, mc_port, api_port, api.pid, database_url, env)
+        miss_port = None
+        if miss_api:
+            miss_port = free_port()
+            dead = free_port()  # nothing listens there: every cache call fails fast
+            miss_env = {**env, "MEMCACHED_URL": f"{HOST}:{dead}"}
+            miss = procs.start(
+                "miss-api",
+                _shop(
+                    "run", "--host", HOST, "--port", str(miss_port), "--workers", str(api_workers)
+                ),
+                workdir / "miss-api.log",
+                miss_env,
+            )
+            _wait(
+                "shop run (misses)",
+                lambda: _port_open(miss_port),
+                miss,
+                workdir / "miss-api.log",
+                60,
+            )
+        yield Services(
+            workdir, pg_port, mc_port, api_port, api.pid, database_url, env, reused, miss_port
+        )
     finally:
         procs.stop_all()
         signal.signal(signal.SIGTERM, previous)

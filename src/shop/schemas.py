@@ -1,4 +1,4 @@
-"""Wire types shared by every domain: money, pagination envelopes.
+"""Types shared by every domain: money on the wire, a page of a list.
 
 Money goes out as a decimal string with exactly two places (``"199.99"``),
 never a float: Litestar's default encoder would turn a `Decimal` into a float,
@@ -33,9 +33,14 @@ def money(amount: Decimal) -> str:
 
 
 class Page(msgspec.Struct, Generic[T]):
-    """A page of a list: ``items``, the ``total`` matching, and the ``limit``/``offset`` used."""
+    """A page of a list as services return it: ``items``, the ``total`` matching, and the
+    ``limit``/``offset`` used. The wire envelope (DRF's) is `shop.pagination.ListPage`."""
 
     items: list[T]
     total: int
     limit: int
     offset: int
+    total_is_estimate: bool = False
+    """``total`` is PostgreSQL's estimate (more than ``LIST_EXACT_COUNT_MAX`` match)."""
+    has_next: bool = False
+    """Another page follows."""

@@ -256,6 +256,8 @@ class Settings:
     dev_mode: bool = False
     min_order_amount: Decimal = Decimal("1.00")
     max_order_items: int = 100
+    list_exact_count_max: int = 1_000
+    """Lists count matching rows exactly up to this many; beyond, ``count`` is an estimate."""
     generated_secret: bool = False
     """True when dev mode made up SECRET_KEY; the CLI says so at start-up."""
 
@@ -380,6 +382,7 @@ class Settings:
             dev_mode=dev_mode,
             min_order_amount=min_amount,
             max_order_items=_int(env, "MAX_ORDER_ITEMS", 100, minimum=1),
+            list_exact_count_max=_int(env, "LIST_EXACT_COUNT_MAX", 1_000, minimum=1),
             generated_secret=generated,
         )
 

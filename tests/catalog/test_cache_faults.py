@@ -47,18 +47,18 @@ async def exercise(
 
     for _ in range(3):
         listed = await timed(client.get("/api/products/", headers=customer))
-        assert listed.status_code == 200 and listed.json()["total"] == 1
+        assert listed.status_code == 200 and listed.json()["count"] == 1
         assert (await timed(client.get(url, headers=customer))).json()["price"] == "1.00"
 
     patched = await timed(client.patch(url, json={"price": "2.00"}, headers=staff))
     assert patched.status_code == 200
     assert (await timed(client.get(url, headers=customer))).json()["price"] == "2.00"
     listed = await timed(client.get("/api/products/", headers=customer))
-    assert listed.json()["items"][0]["price"] == "2.00"
+    assert listed.json()["results"][0]["price"] == "2.00"
 
     body = {"name": "New", "price": "3.00", "stock": 1, "category": "toys"}
     assert (await timed(client.post("/api/products/", json=body, headers=staff))).status_code == 201
-    assert (await timed(client.get("/api/products/", headers=customer))).json()["total"] == 2
+    assert (await timed(client.get("/api/products/", headers=customer))).json()["count"] == 2
 
     ready = await timed(client.get("/health/ready"))
     assert ready.status_code == 200

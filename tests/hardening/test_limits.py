@@ -100,7 +100,7 @@ async def test_too_many_items_in_one_order_is_refused_and_changes_nothing(
 
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert listed.json()["total"] == 0
+    assert listed.json()["count"] == 0
     for product in products:
         await db.refresh(product)
         assert product.stock == 5

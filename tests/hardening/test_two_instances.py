@@ -82,10 +82,10 @@ async def test_two_instances_and_two_workers_stay_consistent(
     assert statuses.count(201) == STOCK
     assert statuses.count(409) == BUYERS - STOCK, statuses  # out of stock, never a 5xx
     assert seen_by_a["stock"] == 0
-    assert [p["stock"] for p in listed_by_b["items"] if p["id"] == product.id] == [0]
+    assert [p["stock"] for p in listed_by_b["results"] if p["id"] == product.id] == [0]
     assert patched.status_code == 200
     assert after_patch["price"] == "12.50"
-    assert [p["price"] for p in listed_after_patch["items"] if p["id"] == product.id] == ["12.50"]
+    assert [p["price"] for p in listed_after_patch["results"] if p["id"] == product.id] == ["12.50"]
     assert cancelled.status_code == 200
     assert detail_from_b["status"] == "cancelled"
     assert restocked_by_b["stock"] == 1

@@ -115,9 +115,11 @@ async def test_own_orders_are_listed_newest_first_and_paginated(
         await client.get("/api/orders/?limit=2&offset=2", headers=auth_headers(settings, alice))
     ).json()
 
-    assert [o["id"] for o in page["items"] + rest["items"]] == mine[::-1]
-    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 0)
-    assert page["items"][0]["order_items"][0]["product"]["id"] == product.id
+    assert [o["id"] for o in page["results"] + rest["results"]] == mine[::-1]
+    assert page["count"] == 3
+    assert page["next"] == "http://localhost/api/orders/?limit=2&offset=2"
+    assert (rest["next"], rest["previous"]) == (None, "http://localhost/api/orders/?limit=2")
+    assert page["results"][0]["order_items"][0]["product"]["id"] == product.id
 
 
 async def test_own_orders_filter_by_status(
@@ -134,7 +136,7 @@ async def test_own_orders_filter_by_status(
         "/api/orders/?status=shipped", headers=auth_headers(settings, alice)
     )
 
-    assert [o["id"] for o in response.json()["items"]] == [first]
+    assert [o["id"] for o in response.json()["results"]] == [first]
 
 
 @pytest.mark.parametrize(
@@ -195,10 +197,10 @@ async def test_admin_list_filters_by_status_user_and_dates(
         )
     ).json()
 
-    assert [o["id"] for o in everything["items"]] == [b1["id"], a2["id"], a1["id"]]
-    assert [o["id"] for o in readme["items"]] == [a1["id"]]
-    assert [o["id"] for o in since["items"]] == [b1["id"], a2["id"]]
-    assert [o["id"] for o in until["items"]] == [a1["id"]]
+    assert [o["id"] for o in everything["results"]] == [b1["id"], a2["id"], a1["id"]]
+    assert [o["id"] for o in readme["results"]] == [a1["id"]]
+    assert [o["id"] for o in since["results"]] == [b1["id"], a2["id"]]
+    assert [o["id"] for o in until["results"]] == [a1["id"]]
 
 
 async def test_admin_list_accepts_naive_dates_as_utc(

@@ -275,10 +275,10 @@ async def test_staff_list_deliveries_filtered_by_order_and_outcome(
     by_outcome = await client.get("/api/admin/webhooks/deliveries?outcome=pending", headers=headers)
     everything = await client.get("/api/admin/webhooks/deliveries?limit=1", headers=headers)
 
-    assert [d["event_id"] for d in by_order.json()["items"]] == [str(wanted)]
-    assert by_order.json()["items"][0]["payload"]["order_id"] == order.id
-    assert [d["event_id"] for d in by_outcome.json()["items"]] == [str(other_order_event)]
-    assert everything.json()["total"] == 2 and len(everything.json()["items"]) == 1
+    assert [d["event_id"] for d in by_order.json()["results"]] == [str(wanted)]
+    assert by_order.json()["results"][0]["payload"]["order_id"] == order.id
+    assert [d["event_id"] for d in by_outcome.json()["results"]] == [str(other_order_event)]
+    assert everything.json()["count"] == 2 and len(everything.json()["results"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ Every cache key carries a prefix naming the database it was read from
 restored dump keeps the id, so after a restore run `shop cache flush`.
 
 Revision ID: 2026_12_01_03
-Revises: 0002
+Revises: 2026_12_01_02
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "2026_12_01_03"
-down_revision = "0002"
+down_revision = "2026_12_01_02"
 branch_labels = None
 depends_on = None
 

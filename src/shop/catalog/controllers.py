@@ -18,16 +18,32 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded, etag_matches
-from shop.catalog.services import MAX_ID, ProductService, check_amount, invalid, to_schema
+from shop.catalog.services import (
+    ProductService,
+    check_amount,
+    decode_entry,
+    invalid,
+    render_list,
+    to_schema,
+)
 from shop.errors import problem_responses
+from shop.pagination import (
+    LIMIT_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    PAGE_SIZE,
+    ListPage,
+    PageNumber,
+    page_number,
+    refuse_repeated,
+    window,
+)
 from shop.prefetch import PREFETCH, lookup_of, prefetched
-from shop.schemas import Page
 from shop.settings import Settings
 
 __all__ = ["ProductController", "routes"]
@@ -67,7 +83,9 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
 
 def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
     # The pairs, as sent, in sorted order: the same query in another order
-    # shares the entry, without decoding and re-encoding every pair.
+    # shares the entry, without decoding and re-encoding every pair. A
+    # parameter given twice is refused before this key is used (the hook), so
+    # the key means exactly the query the handler validates.
     pairs = connection.scope["query_string"].decode("latin-1").split("&")
     return PRODUCTS, "raw:" + "&".join(sorted(pairs))
 
@@ -75,37 +93,26 @@ def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, s
 async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """Answer a cached list before Litestar parses and validates the parameters.
 
-    Entries are also stored under the raw query string (its pairs sorted) once the handler has validated that exact query and built its
-    response, so a hit here can only be a query that was valid before. The key
-    carries the products version like every other entry, so a write bumps it
-    too. A miss falls through to the handler, which stores under both keys.
-    The lookup itself was read with the caller's snapshot (`shop.prefetch`).
+    Entries are also stored under the raw query string (its pairs sorted) once
+    the handler has validated that exact query and built its response, so a
+    hit here can only be a query that was valid before. The key carries the
+    catalogue version like every other entry, so a catalogue change bumps it
+    too. A hit still reads the page's stock figures from PostgreSQL (one
+    primary-key query) and builds ``next``/``previous`` from this request. A
+    miss falls through to the handler, which stores under both keys. The
+    lookup itself was read with the caller's snapshot (`shop.prefetch`).
     """
+    params = refuse_repeated(request)
     lookup = await prefetched(request, _list_lookup)
-    if (
-        lookup is not None
-        and lookup.value is not None
-        and (hit := Encoded.unpack(lookup.value)) is not None
-    ):
-        return _conditional(hit, request.headers.get("if-none-match"))
-    return None
-
-
-def _detail_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
-    product_id = connection.path_params.get("product_id")
-    if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
-        return None
-    return PRODUCTS, f"detail_{product_id}"
-
-
-async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
-    """Answer a cached product before Litestar parses arguments; a miss falls through."""
-    lookup = await prefetched(request, _detail_lookup)
     if lookup is None or lookup.value is None:
         return None
-    if (hit := Encoded.unpack(lookup.value)) is not None:
-        return _conditional(hit, request.headers.get("if-none-match"))
-    return None
+    entry = decode_entry(lookup.value)
+    if entry is None:
+        return None
+    session_maker: async_sessionmaker[AsyncSession] = request.app.state.session_maker
+    async with session_maker() as session:
+        encoded = await render_list(session, request, page_number(params), entry)
+    return _conditional(encoded, request.headers.get("if-none-match"))
 
 
 class ProductController(Controller):
@@ -116,7 +123,7 @@ class ProductController(Controller):
     @get(
         "/",
         summary="List products",
-        responses={**NOT_MODIFIED, **problem_responses(400, 401)},
+        responses={**NOT_MODIFIED, **problem_responses(400, 401, 404)},
         before_request=serve_list_hit,
         opt={PREFETCH: _list_lookup},
     )
@@ -146,10 +153,19 @@ class ProductController(Controller):
         ordering: Annotated[
             schemas.Ordering, Parameter(description="Sort key; ties are broken by id")
         ] = schemas.Ordering.CREATED_AT_DESC,
-        limit: Annotated[int, Parameter(ge=1, le=schemas.MAX_LIMIT)] = 20,
-        offset: Annotated[int, Parameter(ge=0, le=schemas.MAX_OFFSET)] = 0,
-    ) -> Response[Page[schemas.Product]]:
-        """Live products matching every filter given; newest first unless `ordering` says else."""
+        page: PageNumber = None,
+        limit: Annotated[
+            int, Parameter(ge=1, le=schemas.MAX_LIMIT, description=LIMIT_DESCRIPTION)
+        ] = PAGE_SIZE,
+        offset: Annotated[
+            int, Parameter(ge=0, le=schemas.MAX_OFFSET, description=OFFSET_DESCRIPTION)
+        ] = 0,
+    ) -> Response[ListPage[schemas.Product]]:
+        """Live products matching every filter given; newest first unless `ordering` says else.
+
+        Pages of 20 with `page`, or `limit`/`offset`; `count` is exact up to
+        `LIST_EXACT_COUNT_MAX` matches, an estimate (with `count_is_estimate`) beyond.
+        """
         errors = []
         if price_min is not None:
             errors += check_amount(price_min, "price_min", allow_zero=True)
@@ -157,6 +173,13 @@ class ProductController(Controller):
             errors += check_amount(price_max, "price_max", allow_zero=True)
         if errors:
             raise invalid(errors)
+        at = window(
+            page=page,
+            limit=limit,
+            offset=offset,
+            given=refuse_repeated(request),
+            max_offset=schemas.MAX_OFFSET,
+        )
         query = schemas.ProductQuery(
             category=category,
             price_min=price_min,
@@ -164,29 +187,33 @@ class ProductController(Controller):
             search=search or None,
             in_stock=in_stock,
             ordering=ordering,
-            limit=limit,
-            offset=offset,
+            limit=at.limit,
+            offset=at.offset,
         )
         raw = lookup_of(request)  # the hook's lookup under the raw query string
-        encoded = await products.list_encoded(query, also_under=raw.key if raw else None)
+        settings: Settings = request.app.state.settings
+        encoded = await products.list_page(
+            request,
+            query,
+            at,
+            settings.list_exact_count_max,
+            also_under=raw.key if raw else None,
+        )
         return _conditional(encoded, if_none_match)
 
     @get(
         "/{product_id:int}",
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
-        before_request=serve_detail_hit,
-        opt={PREFETCH: _detail_lookup},
     )
     async def get_product(
         self,
-        request: Request[Any, Any, Any],
         products: NamedDependency[ProductService],
         product_id: FromPath[int],
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await products.detail_encoded(product_id, lookup_of(request))
+        encoded = await products.detail_encoded(product_id)
         return _conditional(encoded, if_none_match)
 
     @post(

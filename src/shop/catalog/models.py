@@ -75,6 +75,14 @@ class Product(Base):
             "id",
             postgresql_where="NOT archived",
         ),
+        # `search` (a case-insensitive substring of the name) through pg_trgm.
+        Index(
+            "ix_products_live_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            postgresql_where="NOT archived",
+        ),
     )
     # INSERT/UPDATE ... RETURNING the server-side timestamps, instead of a
     # second SELECT to refresh them.

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, String, any_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
+from shop.pagination import Count, count_rows
 
-__all__ = ["ProductRepository"]
+__all__ = ["ProductRepository", "current_stocks", "matching", "page_statement", "stocks_statement"]
 
 _ORDER_COLUMNS = {
     Ordering.PRICE: Product.price,
@@ -25,39 +28,23 @@ _ORDER_COLUMNS = {
 class ProductRepository(SQLAlchemyAsyncRepository[Product]):
     model_type = Product
 
-    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], int]:
-        """One page of live products and how many match in all, in one statement.
+    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], bool]:
+        """One page of live products, and whether another page follows.
 
-        The total rides along as a window count; only a page past the end
-        (no rows to carry it) costs a second query.
+        One row more than the page is read to tell whether a next page exists;
+        the count is a separate, bounded query (`count`), needed only when the
+        page itself does not tell it.
         """
-        conditions = _conditions(query)
-        column = _ORDER_COLUMNS[query.ordering]
-        descending = query.ordering.value.startswith("-")
-        # id breaks ties in the same direction, so pages are stable and one
-        # index (column, id) serves both directions.
-        order = (
-            (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
-        )
-        statement = (
-            select(Product, func.count().over().label("total"))
-            .where(*conditions)
-            .order_by(*order)
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            return [row[0] for row in rows], int(rows[0][1])
-        if query.offset == 0:
-            return [], 0
-        count = select(func.count()).select_from(Product).where(*conditions)
-        total = await self.session.scalar(count)
-        return [], int(total or 0)
+        rows = list((await self.session.scalars(page_statement(query))).all())
+        return rows[: query.limit], len(rows) > query.limit
+
+    async def count_matching(self, query: ProductQuery, threshold: int) -> Count:
+        """How many live products match: exact up to ``threshold``, else an estimate."""
+        return await count_rows(self.session, matching(query), threshold)
 
     async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
         """The product unless archived; ``for_update`` locks its row until commit."""
-        statement = select(Product).where(Product.id == product_id, ~Product.archived)
+        statement = live_statement(product_id)
         if for_update:
             statement = statement.with_for_update()
         result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
@@ -113,6 +100,45 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         return int(row[0]), int(row[1])
 
 
+def page_statement(query: ProductQuery) -> Select[Product]:
+    """The page of ``query`` and one row more (is there a next page?)."""
+    return (
+        select(Product)
+        .where(*_conditions(query))
+        .order_by(*_order(query))
+        .limit(query.limit + 1)
+        .offset(query.offset)
+    )
+
+
+def matching(query: ProductQuery) -> Select[int]:
+    """The ids of every live product ``query`` matches (what its count counts).
+
+    A count stops after so many rows, so where it starts matters. With a
+    selective filter (category, price, search) PostgreSQL reads the first
+    rows from the index of that filter. Without one, any rows will do and it
+    would take them from the start of the table: the count then follows the
+    page's order, so it reads the page's own index (index-only) instead.
+    """
+    rows = select(Product.id).where(*_conditions(query))
+    filters = (query.category, query.price_min, query.price_max)
+    selective = bool(query.search) or any(f is not None for f in filters)
+    return rows if selective else rows.order_by(*_order(query))
+
+
+def _order(query: ProductQuery) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    column = _ORDER_COLUMNS[query.ordering]
+    # id breaks ties in the same direction, so pages are stable and one
+    # index (column, id) serves both directions.
+    if query.ordering.value.startswith("-"):
+        return column.desc(), Product.id.desc()
+    return column.asc(), Product.id.asc()
+
+
+def live_statement(product_id: int) -> Select[Product]:
+    return select(Product).where(Product.id == product_id, ~Product.archived)
+
+
 def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [~Product.archived]
     if query.category is not None:
@@ -122,9 +148,40 @@ def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     if query.price_max is not None:
         conditions.append(Product.price <= query.price_max)
     if query.search:
-        conditions.append(Product.name.icontains(query.search, autoescape=True))
+        # ILIKE (not lower() LIKE lower()) so the pg_trgm index on name serves
+        # it, and the pattern rendered into the statement by SQLAlchemy
+        # (literal_execute): with a bound parameter PostgreSQL may settle on a
+        # generic plan for the prepared statement, which cannot use the
+        # trigram index and guesses the selectivity.
+        pattern = bindparam(
+            "search", f"%{_like_literal(query.search)}%", type_=String, literal_execute=True
+        )
+        conditions.append(Product.name.ilike(pattern, escape="/"))
     if query.in_stock is True:
         conditions.append(Product.stock > 0)
     elif query.in_stock is False:
         conditions.append(Product.stock == 0)
     return conditions
+
+
+def _like_literal(text: str) -> str:
+    """``text`` as a LIKE pattern that matches itself: ``%`` and ``_`` are not wildcards."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+async def current_stocks(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
+    """The current stock of each product: one primary-key lookup for a page.
+
+    A plain function, not a repository method: it runs on every cached list
+    read, where building a repository would be most of its cost.
+    """
+    result = await session.execute(stocks_statement(product_ids))
+    return {row[0]: row[1] for row in result}
+
+
+def stocks_statement(product_ids: Sequence[int]) -> Select[int, int]:
+    return select(Product.id, Product.stock).where(Product.id == any_(_ids(product_ids)))
+
+
+def _ids(product_ids: Sequence[int]) -> Any:
+    return bindparam("ids", list(product_ids), type_=ARRAY(BigInteger))

@@ -15,6 +15,8 @@ from shop.schemas import MoneyStr
 __all__ = [
     "MAX_LIMIT",
     "MAX_OFFSET",
+    "CatalogueEntry",
+    "CatalogueRow",
     "Category",
     "Ordering",
     "Product",
@@ -96,6 +98,29 @@ class ProductUpdate(msgspec.Struct):
     price: PriceIn | msgspec.UnsetType = msgspec.UNSET
     stock: Stock | msgspec.UnsetType = msgspec.UNSET
     category: Category | msgspec.UnsetType = msgspec.UNSET
+
+
+class CatalogueRow(msgspec.Struct, array_like=True):
+    """A product as a cached list holds it: every field but ``stock``, which is read fresh."""
+
+    id: int
+    name: str
+    description: str
+    price: str
+    category: Category
+    created_at: datetime
+    updated_at: datetime
+
+
+class CatalogueEntry(msgspec.Struct, array_like=True):
+    """A cached list page (msgpack): its rows and what the envelope needs, but no URL."""
+
+    count: int
+    count_is_estimate: bool
+    has_next: bool
+    limit: int
+    offset: int
+    rows: list[CatalogueRow]
 
 
 class ProductQuery(msgspec.Struct, frozen=True, kw_only=True):

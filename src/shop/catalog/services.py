@@ -1,10 +1,20 @@
 """Rules of the catalogue, and its read-through cache.
 
-Reads (list and detail) are answered from the `PRODUCTS` cache namespace when
-possible: the entry is the encoded response body, so a hit touches neither
-PostgreSQL nor msgspec. A miss reads PostgreSQL, encodes once, and stores the
-bytes under the version seen *before* the read: a write that commits meanwhile
-bumps the version, so what this miss stores is never read again.
+A cached list page (`PRODUCTS` namespace, key ``products_list_v<version>_<query>``)
+holds the catalogue fields of its products (everything but ``stock``), the
+count and whether a next page follows, but no stock figure and no URL: stock is
+read fresh for the page's ids at request time (one primary-key query), and
+``next``/``previous`` are built from the request. So the catalogue version
+covers what changes rarely: it is bumped when a product is created, edited or
+archived, and when an order or a cancellation moves a product's stock across
+zero (which changes ``in_stock`` membership and the counts); an order that
+leaves stock above zero bumps nothing, and the shop's cached pages survive it.
+
+A miss reads PostgreSQL once per key and process (`shop.reads.fill`) and
+stores the entry under the version seen *before* the read: a write that
+commits meanwhile bumps the version, so what this miss stores is never read
+again. The product detail is read from PostgreSQL every time (see
+`ProductService.detail_encoded`).
 
 Writes change the row in the request's transaction and register a version
 bump to run after the commit (and before the response leaves), so a client
@@ -18,18 +28,29 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.cache import PRODUCTS, Cache, Lookup
+from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
-from shop.catalog.repositories import ProductRepository
+from shop.catalog.repositories import ProductRepository, current_stocks
 from shop.db import after_commit
 from shop.errors import InvalidInput, NotFound
-from shop.schemas import CENT, Page, money
+from shop.pagination import Count, Window, encode_list, known_count
+from shop.reads import fill
+from shop.schemas import CENT, money
 
-__all__ = ["ProductNotFound", "ProductService", "check_amount", "invalid", "to_schema"]
+__all__ = [
+    "ProductNotFound",
+    "ProductService",
+    "check_amount",
+    "decode_entry",
+    "invalid",
+    "render_list",
+    "to_schema",
+]
 
 MAX_ID = 2**63 - 1
 """Ids are BIGINT; a larger id in a URL names no product (and must not reach asyncpg)."""
@@ -37,10 +58,52 @@ MAX_PRICE = Decimal("9999999999.99")
 """The largest amount NUMERIC(12, 2) holds."""
 
 _encoder = msgspec.json.Encoder()
+_entry_encoder = msgspec.msgpack.Encoder()
+_entry_decoder = msgspec.msgpack.Decoder(schemas.CatalogueEntry)
+
+Connection = ASGIConnection[Any, Any, Any, Any]
 
 
 class ProductNotFound(NotFound):
     """No such product."""
+
+
+def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
+    """A cached list page; None for bytes that are not one (a miss)."""
+    try:
+        return _entry_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+async def render_list(
+    session: AsyncSession,
+    connection: Connection,
+    page: int | None,
+    entry: schemas.CatalogueEntry,
+    stocks: dict[int, int] | None = None,
+) -> Encoded:
+    """The envelope of a cached page: stock figures read now (one primary-key
+    query, unless ``stocks`` were read in this request), links from this request."""
+    ids = [row.id for row in entry.rows]
+    if stocks is None:
+        stocks = await current_stocks(session, ids) if ids else {}
+    results = [
+        schemas.Product(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            price=row.price,
+            stock=stocks.get(row.id, 0),
+            category=row.category,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        for row in entry.rows
+    ]
+    at = Window(entry.limit, entry.offset, page)
+    count = Count(entry.count, entry.count_is_estimate)
+    return Encoded.of(encode_list(connection, at, count, results, entry.has_next))
 
 
 def invalid(errors: list[dict[str, Any]]) -> InvalidInput:
@@ -89,45 +152,83 @@ class ProductService:
 
     # -- reads, through the cache ----------------------------------------------------
 
-    async def list_encoded(
-        self, query: schemas.ProductQuery, *, also_under: str | None = None
+    async def list_page(
+        self,
+        connection: Connection,
+        query: schemas.ProductQuery,
+        at: Window,
+        threshold: int,
+        *,
+        also_under: str | None = None,
     ) -> Encoded:
-        """The list response for ``query``, encoded, from the cache or PostgreSQL.
+        """The list response for ``query``: catalogue fields from the cache (or
+        PostgreSQL, one build per key and process), stock figures read now.
 
-        ``also_under``: a second cache key (the raw query string's) to store it under.
+        ``also_under``: a second cache key (the raw query string's) to store the entry under.
         """
         lookup = await self.cache.lookup(PRODUCTS, query.normalised())
-        if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
-            if also_under is not None:
-                await self.cache.set(also_under, lookup.value, self.ttl)
-            return hit
-        rows, total = await self.products.page(query)
-        page = Page(
-            items=[to_schema(p) for p in rows], total=total, limit=query.limit, offset=query.offset
-        )
-        encoded = Encoded.of(_encoder.encode(page))
-        packed = encoded.pack()
-        if lookup.key is not None:
-            await self.cache.set(lookup.key, packed, self.ttl)
-        if also_under is not None:
-            await self.cache.set(also_under, packed, self.ttl)
-        return encoded
+        entry = decode_entry(lookup.value) if lookup.value is not None else None
+        stocks: dict[int, int] | None = None
+        raw = lookup.value
+        if entry is None:
+            built: dict[int, int] = {}
 
-    async def detail_encoded(self, product_id: int, lookup: Lookup | None = None) -> Encoded:
-        """``lookup``: the detail's cache lookup if the caller already made it (a route's hook)."""
+            async def build() -> bytes:
+                return await self._build_entry(query, threshold, built)
+
+            raw, built_here = await fill(self.cache, lookup, build, self.ttl)
+            entry = decode_entry(raw)
+            if entry is None:  # cannot happen: we encoded it
+                raise RuntimeError("undecodable list entry")
+            if built_here:
+                stocks = built  # read in this very request: fresh
+        if also_under is not None and raw is not None:
+            await self.cache.set(also_under, raw, self.ttl)
+        return await render_list(self.session, connection, at.page, entry, stocks)
+
+    async def _build_entry(
+        self, query: schemas.ProductQuery, threshold: int, stocks: dict[int, int]
+    ) -> bytes:
+        rows, has_next = await self.products.page(query)
+        at = Window(query.limit, query.offset, None)
+        count = known_count(at, len(rows), has_next) or await self.products.count_matching(
+            query, threshold
+        )
+        stocks.update((p.id, p.stock) for p in rows)
+        entry = schemas.CatalogueEntry(
+            count=count.value,
+            count_is_estimate=count.estimate,
+            has_next=has_next,
+            limit=query.limit,
+            offset=query.offset,
+            rows=[
+                schemas.CatalogueRow(
+                    id=p.id,
+                    name=p.name,
+                    description=p.description,
+                    price=money(p.price),
+                    category=schemas.Category(p.category),
+                    created_at=p.created_at,
+                    updated_at=p.updated_at,
+                )
+                for p in rows
+            ],
+        )
+        return _entry_encoder.encode(entry)
+
+    async def detail_encoded(self, product_id: int) -> Encoded:
+        """One live product, read from PostgreSQL.
+
+        Not cached: its stock must be read fresh (a client sees its own order's
+        decrement), and the primary-key lookup that reads the stock reads the
+        whole row for the same price.
+        """
         if not 0 < product_id <= MAX_ID:
             raise ProductNotFound(product_id=product_id)
-        if lookup is None:
-            lookup = await self.cache.lookup(PRODUCTS, f"detail_{product_id}")
-        if lookup.value is not None and (hit := Encoded.unpack(lookup.value)) is not None:
-            return hit
         product = await self.products.get_live(product_id)
         if product is None:
             raise ProductNotFound(product_id=product_id)
-        encoded = Encoded.of(_encoder.encode(to_schema(product)))
-        if lookup.key is not None:
-            await self.cache.set(lookup.key, encoded.pack(), self.ttl)
-        return encoded
+        return Encoded.of(_encoder.encode(to_schema(product)))
 
     # -- writes (staff) ----------------------------------------------------------------
 

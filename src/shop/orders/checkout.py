@@ -81,7 +81,11 @@ class Checkout:
         if inserted is None:
             self._refuse(placed.lines)
             raise RuntimeError("checkout refused a basket it found no fault with")
-        after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
+        if any(line.product is not None and line.product.stock == 0 for line in placed.lines):
+            # A product sold out: it leaves `in_stock=true` pages and counts. An
+            # order that leaves stock above zero changes no cached page (stock
+            # figures are read fresh), so the catalogue's cache survives it.
+            after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
 
         bought = [(_product(line), line.quantity) for line in placed.lines]
         total = sum((product.price * quantity for product, quantity in bought), Decimal("0"))

@@ -22,8 +22,17 @@ from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
 from shop.orders.services import OrderReader, cached_body, detail_lookup_key, encode_order
+from shop.pagination import (
+    LIMIT_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    PAGE_SIZE,
+    ListPage,
+    PageNumber,
+    from_page,
+    refuse_repeated,
+    window,
+)
 from shop.prefetch import PREFETCH, lookup_of, prefetched
-from shop.schemas import Page
 from shop.settings import Settings
 
 __all__ = ["AdminOrderController", "OrderController", "routes"]
@@ -50,8 +59,9 @@ def parse_instant(name: str, raw: str | None) -> datetime | None:
 
 
 OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
-Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100)")]
-Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]
+MAX_OFFSET = 2**31 - 1
+Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
+Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
 # `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
 CacheDep = NamedDependency[SkipValidation[Cache]]
 
@@ -147,17 +157,21 @@ class OrderController(Controller):
             headers=headers,
         )
 
-    @get(summary="List my orders", responses=problem_responses(400, 401))
+    @get(summary="List my orders", responses=problem_responses(400, 401, 404))
     async def list_orders(
         self,
         request: Request[CurrentUser, Any, Any],
         reader: NamedDependency[OrderReader],
         status: StatusFilter = None,
-        limit: Limit = 20,
+        page: PageNumber = None,
+        limit: Limit = PAGE_SIZE,
         offset: Offset = 0,
-    ) -> Page[schemas.Order]:
-        """The caller's own orders, newest first."""
-        return await reader.list_for_customer(request.user, status, limit, offset)
+    ) -> ListPage[schemas.Order]:
+        """The caller's own orders, newest first: pages of 20 with `page`, or `limit`/`offset`."""
+        given = refuse_repeated(request)
+        at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
+        found = await reader.list_for_customer(request.user, status, at.limit, at.offset)
+        return from_page(request, at, found)
 
     @get(
         "/{order_id:int}",
@@ -215,9 +229,10 @@ class AdminOrderController(Controller):
     tags = ["admin"]
     guards = [requires_staff]
 
-    @get(summary="All orders (staff)", responses=problem_responses(400, 401, 403))
+    @get(summary="All orders (staff)", responses=problem_responses(400, 401, 403, 404))
     async def list_all_orders(
         self,
+        request: Request[CurrentUser, Any, Any],
         db_session: NamedDependency[AsyncSession],
         cache: CacheDep,
         settings: NamedDependency[Settings],
@@ -241,18 +256,22 @@ class AdminOrderController(Controller):
                 schema_extra={"format": "date-time"},
             ),
         ] = None,
-        limit: Limit = 20,
+        page: PageNumber = None,
+        limit: Limit = PAGE_SIZE,
         offset: Offset = 0,
-    ) -> Page[schemas.Order]:
-        """Every customer's orders, newest first."""
-        return await OrderReader(db_session, cache, settings).list_all(
+    ) -> ListPage[schemas.Order]:
+        """Every customer's orders, newest first: pages of 20 with `page`, or `limit`/`offset`."""
+        given = refuse_repeated(request)
+        at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
+        found = await OrderReader(db_session, cache, settings).list_all(
             status=status,
             user_id=user_id,
             created_from=parse_instant("created_from", created_from),
             created_to=parse_instant("created_to", created_to),
-            limit=limit,
-            offset=offset,
+            limit=at.limit,
+            offset=at.offset,
         )
+        return from_page(request, at, found)
 
 
 routes: list[Any] = [OrderController, AdminOrderController]

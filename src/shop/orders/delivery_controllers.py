@@ -28,6 +28,16 @@ from shop.orders import invoices, webhooks
 from shop.orders.controllers import OrderId
 from shop.orders.models import WebhookAttempt, WebhookEvent
 from shop.orders.webhooks import Outcome
+from shop.pagination import (
+    LIMIT_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    PAGE_SIZE,
+    ListPage,
+    PageNumber,
+    from_page,
+    refuse_repeated,
+    window,
+)
 from shop.schemas import Page
 
 __all__ = ["Delivery", "DeliveryAttempt", "routes"]
@@ -111,8 +121,9 @@ async def download_invoice(
     )
 
 
-Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size")]
-Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip")]
+MAX_OFFSET = 1_000_000
+Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
+Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
 
 
 @get(
@@ -120,27 +131,35 @@ Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip
     tags=["admin"],
     summary="List shipped-order webhook deliveries",
     guards=[requires_staff],
-    responses=problem_responses(400, 401, 403),
+    responses=problem_responses(400, 401, 403, 404),
 )
 async def list_deliveries(
+    request: Request[CurrentUser, Any, Any],
     db_session: NamedDependency[AsyncSession],
     order_id: Annotated[int | None, Parameter(ge=1, description="Only this order's events")] = None,
     outcome: Annotated[
         Outcome | None, Parameter(description="Only events with this outcome")
     ] = None,
-    limit: Limit = 20,
+    page: PageNumber = None,
+    limit: Limit = PAGE_SIZE,
     offset: Offset = 0,
-) -> Page[Delivery]:
-    """Newest first; each event lists every attempt (time, status code or error, duration)."""
+) -> ListPage[Delivery]:
+    """Newest first; each event lists every attempt (time, status code or error, duration).
+    Pages of 20 with `page`, or `limit`/`offset`."""
+    given = refuse_repeated(request)
+    at = window(page=page, limit=limit, offset=offset, given=given, max_offset=MAX_OFFSET)
     events, attempts, total = await webhooks.list_deliveries(
-        db_session, order_id=order_id, outcome=outcome, limit=limit, offset=offset
+        db_session, order_id=order_id, outcome=outcome, limit=at.limit + 1, offset=at.offset
     )
-    return Page(
-        items=[_delivery(e, a) for e, a in zip(events, attempts, strict=True)],
+    has_next = len(events) > at.limit
+    found = Page(
+        items=[_delivery(e, a) for e, a in zip(events, attempts, strict=True)][: at.limit],
         total=total,
-        limit=limit,
-        offset=offset,
+        limit=at.limit,
+        offset=at.offset,
+        has_next=has_next,
     )
+    return from_page(request, at, found)
 
 
 @post(

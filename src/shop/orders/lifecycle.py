@@ -79,8 +79,9 @@ class Lifecycle:
 
         await self.orders.set_status(order, target, actor_id=user.id)
         if target is OrderStatus.CANCELLED:
-            await self.stock.restore_for_order(order.id)
-            after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
+            if await self.stock.restore_for_order(order.id):
+                # A sold-out product is back in stock: `in_stock` pages change.
+                after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
         elif target is OrderStatus.SHIPPED:
             # Recorded and deferred in this transaction: the webhook is sent
             # if and only if the order really became shipped.

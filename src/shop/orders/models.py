@@ -67,9 +67,11 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint(f"status {_STATUS_CHECK}", name="status_known"),
         CheckConstraint("total_price >= 0", name="total_not_negative"),
-        Index("ix_orders_user_created", "user_id", "created_at"),
-        Index("ix_orders_status_created", "status", "created_at"),
-        Index("ix_orders_created", "created_at"),
+        # Lists are newest first, id breaking ties: a backward scan of each
+        # index yields a page in order after its filter (customer, status, none).
+        Index("ix_orders_user_created", "user_id", "created_at", "id"),
+        Index("ix_orders_status_created", "status", "created_at", "id"),
+        Index("ix_orders_created", "created_at", "id"),
     )
 
 

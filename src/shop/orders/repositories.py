@@ -20,12 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, Row, delete, func, select, text
+from sqlalchemy import ColumnElement, Row, Select, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
+from shop.pagination import Count, Window, count_rows, known_count
 
 __all__ = [
     "BasketLine",
@@ -96,6 +97,7 @@ _RESTORE_STOCK = text(
     SET stock = p.stock + r.quantity
     FROM returned r, locked l
     WHERE p.id = r.product_id AND l.id = p.id
+    RETURNING p.stock = r.quantity AS was_sold_out
     """
 )
 
@@ -210,9 +212,13 @@ class StockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def restore_for_order(self, order_id: int) -> None:
-        """Give every item of ``order_id`` back to stock (locks rows in ascending id order)."""
-        await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
+    async def restore_for_order(self, order_id: int) -> bool:
+        """Give every item of ``order_id`` back to stock (locks rows in ascending id order).
+
+        True when a product that was sold out (stock 0) is back in stock.
+        """
+        result = await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
+        return any(row.was_sold_out for row in result)
 
 
 class CheckoutRepository:
@@ -293,28 +299,21 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         created_to: datetime | None = None,
         limit: int,
         offset: int,
-    ) -> tuple[list[Order], int]:
-        """Orders matching the filters, newest first, and how many match in total."""
-        conditions = []
-        if user_id is not None:
-            conditions.append(Order.user_id == user_id)
-        if status is not None:
-            conditions.append(Order.status == status)
-        if created_from is not None:
-            conditions.append(Order.created_at >= created_from)
-        if created_to is not None:
-            conditions.append(Order.created_at <= created_to)
-        total = await self.session.scalar(
-            select(func.count()).select_from(Order).where(*conditions)
-        )
-        orders = await self.session.scalars(
-            select(Order)
-            .where(*conditions)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(orders), int(total or 0)
+        count_max: int = 1_000,
+    ) -> tuple[list[Order], Count, bool]:
+        """Orders matching the filters, newest first (id breaking ties), how many match
+        (exact up to ``count_max``, else an estimate), and whether a next page follows.
+
+        Each filter has an index ending in ``created_at, id`` (see the models),
+        scanned backwards: the page comes out in order without a sort.
+        """
+        conditions = order_conditions(user_id, status, created_from, created_to)
+        found = list(await self.session.scalars(order_page_statement(conditions, limit, offset)))
+        orders, has_next = found[:limit], len(found) > limit
+        count = known_count(Window(limit, offset, None), len(orders), has_next)
+        if count is None:
+            count = await count_rows(self.session, select(Order.id).where(*conditions), count_max)
+        return orders, count, has_next
 
     async def staff_search(
         self,
@@ -415,6 +414,37 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         )
         await self.session.flush()
         await self.session.refresh(order, ["updated_at"])
+
+
+def order_conditions(
+    user_id: int | None,
+    status: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
+    if status is not None:
+        conditions.append(Order.status == status)
+    if created_from is not None:
+        conditions.append(Order.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Order.created_at <= created_to)
+    return conditions
+
+
+def order_page_statement(
+    conditions: list[ColumnElement[bool]], limit: int, offset: int
+) -> Select[Order]:
+    """Newest first, id breaking ties, one row more than the page (is there a next page?)."""
+    return (
+        select(Order)
+        .where(*conditions)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
+    )
 
 
 def advisory_key(user_id: int, key: str) -> int:

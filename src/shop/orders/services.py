@@ -22,6 +22,7 @@ from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessab
 from shop.orders import schemas
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import OrderRepository
+from shop.reads import fill
 from shop.schemas import Page, money
 from shop.settings import Settings
 
@@ -176,16 +177,21 @@ class OrderReader:
             found = await self.cache.lookup(ORDERS, str(order_id))
         if (cached := cached_body(found, user)) is not None:
             return cached
-        orders = await self.load([order_id])
-        if not orders:
+
+        async def build() -> bytes:
+            orders = await self.load([order_id])
+            if not orders:
+                raise OrderNotFound()
+            (order,) = orders
+            return _pack_entry(order.user, encode_order(order))
+
+        # One read per order and process when the entry is missing (`shop.reads`).
+        raw, _ = await fill(self.cache, found, build, self.settings.cache.order_ttl)
+        entry = _unpack_entry(raw)
+        if entry is None:  # cannot happen: we packed it
             raise OrderNotFound()
-        (order,) = orders
-        _check_reader(order.user, user)
-        body = encode_order(order)
-        if found.key is not None:
-            await self.cache.set(
-                found.key, _pack_entry(order.user, body), self.settings.cache.order_ttl
-            )
+        owner, body = entry
+        _check_reader(owner, user)
         return body
 
     async def list_for_customer(
@@ -222,16 +228,24 @@ class OrderReader:
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> Page[schemas.Order]:
-        orders, total = await self.orders.page(
+        orders, count, has_next = await self.orders.page(
             user_id=user_id,
             status=status.value if status else None,
             created_from=created_from,
             created_to=created_to,
             limit=limit,
             offset=offset,
+            count_max=self.settings.list_exact_count_max,
         )
         items = await self._assemble(orders)
-        return Page(items=items, total=total, limit=limit, offset=offset)
+        return Page(
+            items=items,
+            total=count.value,
+            limit=limit,
+            offset=offset,
+            total_is_estimate=count.estimate,
+            has_next=has_next,
+        )
 
     async def staff_search(
         self,
