@@ -85,7 +85,7 @@ async def test_two_databases_on_one_memcached_never_see_each_others_entries(
         profile = await shop_b.get("/api/auth/profile/", headers=b_headers)
         staff_only = await shop_b.get("/api/admin/orders/", headers=b_headers)
 
-    assert [p["name"] for p in listing.json()["items"]] == ["B gadget"]
+    assert [p["name"] for p in listing.json()["results"]] == ["B gadget"]
     assert detail.json()["name"] == "B gadget"
     assert order.json()["total_price"] == "22.22"
     assert profile.json()["is_staff"] is False

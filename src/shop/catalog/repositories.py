@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, String, any_, bindparam, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog.models import Product
