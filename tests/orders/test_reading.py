@@ -7,9 +7,9 @@ import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.cache import Cache
+from shop.cache import ORDERS, Cache
 from shop.settings import Settings
-from tests.orders.helpers import place_order, set_status
+from tests.orders.helpers import place_order, set_status, stock_of
 from tests.support.factories import auth_headers, make_product, make_user
 from tests.support.sql import SqlCounter
 
@@ -28,6 +28,32 @@ async def test_other_customer_gets_404_even_when_cached(
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "total_price" not in response.text
+
+
+async def test_other_customer_gets_404_right_after_checkout_before_anything_is_cached(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, bob = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, alice, (product.id, 2))).json()["id"]
+    cache: Cache = app.state.cache
+    assert (await cache.lookup(ORDERS, str(order_id))).value is None  # the uncached path
+    stranger = auth_headers(settings, bob)
+
+    detail = await client.get(f"/api/orders/{order_id}/", headers=stranger)
+    invoice = await client.get(f"/api/orders/{order_id}/invoice", headers=stranger)
+    cancel = await client.patch(
+        f"/api/orders/{order_id}/", json={"status": "cancelled"}, headers=stranger
+    )
+
+    for response in (detail, invoice, cancel):
+        assert response.status_code == 404, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "No such order" in response.json()["detail"]
+        assert "total_price" not in response.text
+    assert await stock_of(db, product.id) == 3  # the stranger's cancel restored nothing
+    mine = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, alice))
+    assert mine.status_code == 200 and mine.json()["status"] == "pending"
 
 
 async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
