@@ -70,6 +70,25 @@ async def test_order_gets_a_pdf_invoice_with_number_items_and_total(
     assert "Total 217.90" in text
 
 
+async def test_a_customer_named_in_cyrillic_finds_their_name_on_the_invoice(
+    client: httpx.AsyncClient, db: AsyncSession, settings: Settings, worker: None
+) -> None:
+    # The Django app's users write their names in Cyrillic; Helvetica cannot draw it,
+    # so this needs the Unicode font the image installs (fonts-dejavu-core).
+    customer = await make_user(db, username="Анна_Каренина", email="anna@example.com")
+    order = await make_order(db, customer, [("Самовар", "89.00", 1)])
+
+    await eventually(lambda: stored_invoice(db, order.id))
+    response = await client.get(
+        f"/api/orders/{order.id}/invoice/", headers=auth_headers(settings, customer)
+    )
+
+    assert response.status_code == 200
+    text = pdf_text(response.content)
+    assert "Анна_Каренина" in text
+    assert "Самовар" in text
+
+
 @pytest.mark.parametrize(
     ("who", "job_ran", "status", "detail"),
     [
