@@ -145,8 +145,15 @@ def allow_list() -> list[Equivalent]:
     return [Equivalent(e["module"], e["operator"], e["line"].strip(), e["reason"]) for e in entries]
 
 
-def source_line(module: str, row: int) -> str:
-    return (ROOT / module).read_text().splitlines()[row - 1].strip()
+def mutated_line(diff: str) -> str:
+    """The original text of the line a mutant changed (from its diff, so later edits elsewhere
+    in the module do not move it)."""
+    removed = [
+        line[1:]
+        for line in diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    return removed[0].strip() if removed else ""
 
 
 def test_command(target: Target) -> str:
@@ -236,7 +243,7 @@ def report(names: list[str]) -> int:
                     score.killed += 1
                     continue
                 (mutation,) = item.mutations
-                line = source_line(target.module, mutation.start_pos[0])
+                line = mutated_line(result.diff or "")
                 if any(
                     e.module == target.module
                     and e.operator == mutation.operator_name

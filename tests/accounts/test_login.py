@@ -99,9 +99,11 @@ async def test_login_upgrades_hash_made_with_old_parameters(
         ({"email": "a" * 300, "password": PASSWORD}, "email longer than 254 characters"),
     ],
 )
-async def test_malformed_login_is_400(
+async def test_malformed_login_is_400_naming_the_field(
     client: httpx.AsyncClient, body: dict[str, object], why: str
 ) -> None:
     response = await client.post("/api/auth/login/", json=body)
 
     assert response.status_code == 400, why
+    field = "password" if why == "missing password" else "email"
+    assert [error["field"] for error in response.json()["errors"]] == [field], why

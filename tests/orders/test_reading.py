@@ -182,6 +182,7 @@ async def test_bad_list_queries_are_400(
     response = await client.get(f"/api/orders/?{query}", headers=auth_headers(settings, user))
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == [query.split("=")[0]]
 
 
 async def test_admin_list_needs_staff(
