@@ -22,6 +22,7 @@ are kept in ``.mutation/<target>.sqlite``; ``--resume`` carries on from there.
     nox -s mutation                       # every target (hours on 2 cores)
     nox -s mutation -- lifecycle checkout # some targets
     nox -s mutation -- --report           # the table of the last runs, no new run
+    nox -s mutation -- --recheck idempotency   # only the survivors, after new tests
 """
 
 # ruff: noqa: S603, S607 (runs cosmic-ray and pytest from the session with fixed arguments)
@@ -32,6 +33,7 @@ import argparse
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -162,7 +164,7 @@ def test_command(target: Target) -> str:
     )
 
 
-def init_session(name: str, target: Target, copy: Path, resume: bool) -> Path:
+def init_session(name: str, target: Target, copy: Path, resume: bool, recheck: bool) -> Path:
     STATE.mkdir(exist_ok=True)
     config, db = STATE / f"{name}.toml", STATE / f"{name}.sqlite"
     config.write_text(
@@ -174,6 +176,11 @@ def init_session(name: str, target: Target, copy: Path, resume: bool) -> Path:
         '[cosmic-ray.distributor]\nname = "local"\n'
     )
     if resume and db.exists():
+        return db
+    if recheck and db.exists():
+        # The survivors only, pending again: after adding tests that should kill them.
+        with sqlite3.connect(db) as connection:
+            connection.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
         return db
     db.unlink(missing_ok=True)
     subprocess.run(["cosmic-ray", "init", str(config), str(db)], cwd=copy, check=True)
@@ -192,13 +199,13 @@ def init_session(name: str, target: Target, copy: Path, resume: bool) -> Path:
     return db
 
 
-def run(name: str, target: Target, copy: Path, resume: bool) -> None:
+def run(name: str, target: Target, copy: Path, resume: bool, recheck: bool) -> None:
     env = {**os.environ, "PYTHONPATH": str(copy / "src")}
     started = time.monotonic()
     baseline = subprocess.run(test_command(target).split(), cwd=copy, env=env, check=False)
     if baseline.returncode != 0:
         raise SystemExit(f"{name}: the tests fail without any mutation; fix them first")
-    db = init_session(name, target, copy, resume)
+    db = init_session(name, target, copy, resume, recheck)
     print(
         f"{name}: baseline {time.monotonic() - started:.0f}s; mutating {target.module}", flush=True
     )
@@ -273,6 +280,9 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help=", ".join(TARGETS))
     parser.add_argument("--report", action="store_true", help="print the last results only")
     parser.add_argument("--resume", action="store_true", help="carry on an interrupted run")
+    parser.add_argument(
+        "--recheck", action="store_true", help="run the last run's survivors again (new tests)"
+    )
     args = parser.parse_args()
     names = args.targets or list(TARGETS)
     if unknown := set(names) - set(TARGETS):
@@ -291,7 +301,7 @@ def main() -> int:
                 else:
                     shutil.copy2(source, copy / part)
             for name in names:
-                run(name, TARGETS[name], copy, args.resume)
+                run(name, TARGETS[name], copy, args.resume, args.recheck)
     return report(names)
 
 

@@ -26,6 +26,7 @@ async def test_replay_returns_the_first_response_and_creates_nothing(
 
     assert first.status_code == again.status_code == 201
     assert again.content == first.content
+    assert "idempotent-replayed" not in first.headers  # only a replay says it is one
     assert again.headers.get("idempotent-replayed") == "true"
     assert await stock_of(db, product.id) == 3
     assert await count(db, "orders") == 1
