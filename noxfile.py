@@ -71,8 +71,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install(f"ruff=={locked_version('ruff')}")
-    session.run("ruff", "check", "src", "tests", "db", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "db", "bench", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "db", "bench", "scripts", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "db", "bench", "scripts", "noxfile.py")
 
 
 @nox.session
