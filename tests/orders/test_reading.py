@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.accounts.models import User
+from shop.accounts.security import CurrentUser
 from shop.cache import ORDERS, Cache
+from shop.orders.services import OrderNotFound, OrderReader
 from shop.settings import Settings
 from tests.orders.helpers import place_order, set_status, stock_of
 from tests.support.factories import auth_headers, make_product, make_user
 from tests.support.sql import SqlCounter
+
+
+def current_user(user: User) -> CurrentUser:
+    return CurrentUser(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        is_staff=user.is_staff,
+        is_active=user.is_active,
+    )
 
 
 async def test_other_customer_gets_404_even_when_cached(
@@ -54,6 +68,40 @@ async def test_other_customer_gets_404_right_after_checkout_before_anything_is_c
     assert await stock_of(db, product.id) == 3  # the stranger's cancel restored nothing
     mine = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, alice))
     assert mine.status_code == 200 and mine.json()["status"] == "pending"
+
+
+async def test_a_cache_entry_too_short_to_be_ours_is_a_miss(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    owner = await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, owner, (product.id, 1))).json()["id"]
+    cache: Cache = app.state.cache
+    found = await cache.lookup(ORDERS, str(order_id))
+    assert found.key is not None
+    # Just an owner id and no body (a foreign or truncated value under our key).
+    await cache.set(found.key, owner.id.to_bytes(8, "big"), 60)
+
+    response = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, owner))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == order_id  # read from PostgreSQL, not an empty body
+
+
+async def test_detail_without_the_routes_lookup_reads_and_fills_the_cache_itself(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    owner, stranger = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, owner, (product.id, 1))).json()["id"]
+    reader = OrderReader(db, app.state.cache, settings)
+
+    body = await reader.detail(order_id, current_user(owner))
+
+    assert msgspec.json.decode(body)["id"] == order_id
+    assert (await app.state.cache.lookup(ORDERS, str(order_id))).value is not None
+    with pytest.raises(OrderNotFound):
+        await reader.detail(order_id, current_user(stranger))  # now from the cache
 
 
 async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
