@@ -25,7 +25,7 @@ are kept in ``.mutation/<target>.sqlite``; ``--resume`` carries on from there.
     nox -s mutation -- --recheck idempotency   # only the survivors, after new tests
 """
 
-# ruff: noqa: S603, S607 (runs cosmic-ray and pytest from the session with fixed arguments)
+# ruff: noqa: S603 (runs cosmic-ray and pytest from the session with fixed arguments)
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".mutation"
 ALLOW_LIST = ROOT / "scripts" / "mutation_equivalent.toml"
+COSMIC_RAY = str(Path(sys.executable).with_name("cosmic-ray"))  # this venv's, PATH or not
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def init_session(name: str, target: Target, copy: Path, resume: bool, recheck: b
             connection.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
         return db
     db.unlink(missing_ok=True)
-    subprocess.run(["cosmic-ray", "init", str(config), str(db)], cwd=copy, check=True)
+    subprocess.run([COSMIC_RAY, "init", str(config), str(db)], cwd=copy, check=True)
     skipped = WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="out of scope")
     with use_db(str(db), WorkDB.Mode.open) as work:
         out_of_scope = [
@@ -210,7 +211,7 @@ def run(name: str, target: Target, copy: Path, resume: bool, recheck: bool) -> N
         f"{name}: baseline {time.monotonic() - started:.0f}s; mutating {target.module}", flush=True
     )
     subprocess.run(
-        ["cosmic-ray", "exec", str(STATE / f"{name}.toml"), str(db)], cwd=copy, env=env, check=True
+        [COSMIC_RAY, "exec", str(STATE / f"{name}.toml"), str(db)], cwd=copy, env=env, check=True
     )
 
 
