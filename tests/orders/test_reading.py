@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import httpx
 import msgspec
 import pytest
@@ -274,6 +276,29 @@ async def test_admin_list_filters_by_status_user_and_dates(
     assert [o["id"] for o in readme["items"]] == [a1["id"]]
     assert [o["id"] for o in since["items"]] == [b1["id"], a2["id"]]
     assert [o["id"] for o in until["items"]] == [a1["id"]]
+
+
+async def test_admin_date_filters_honour_the_offset_given(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, staff = await make_user(db), await make_user(db, is_staff=True)
+    product = await make_product(db, stock=5)
+    order = (await place_order(client, settings, alice, (product.id, 1))).json()
+    placed = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+    # Half an hour before the order, written at UTC+02:00: read as UTC it would be
+    # 90 minutes after it, and the order would be filtered out.
+    since = (placed - timedelta(minutes=30)).astimezone(timezone(timedelta(hours=2)))
+
+    response = await client.get(
+        "/api/admin/orders/",
+        params={"created_from": since.isoformat()},
+        headers=auth_headers(settings, staff),
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    listed = body["results"] if "results" in body else body["items"]  # either list envelope
+    assert [o["id"] for o in listed] == [order["id"]]
 
 
 async def test_admin_list_accepts_naive_dates_as_utc(
