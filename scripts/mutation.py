@@ -100,7 +100,7 @@ TARGETS: dict[str, Target] = {
     "cache-freshness": Target(
         "src/shop/cache.py",
         (
-            "tests/cache/test_memcached.py",
+            "tests/cache",
             "tests/catalog/test_caching.py",
             "tests/orders/test_reading.py",
         ),
