@@ -41,3 +41,16 @@ async def test_memcached_cache_counts_each_miss_hit_and_bump_once(memcached: Mem
         await cache.close()
 
     assert seen == [(1, 0, 0), (1, 1, 0), (2, 1, 1)]
+
+
+async def test_an_entry_under_a_long_or_spaced_suffix_is_still_cached(memcached: Memcached) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    try:
+        for suffix in ("search=desk lamp", "x" * 300):  # unsafe as a memcached key: hashed
+            found = await cache.lookup(PRODUCTS, suffix)
+            assert found.key is not None
+            await cache.set(found.key, b"[1]", 60)
+
+            assert (await cache.lookup(PRODUCTS, suffix)).value == b"[1]"
+    finally:
+        await cache.close()
