@@ -394,3 +394,16 @@ async def test_minimum_order_amount_is_checked_against_the_exact_total(
     if status == 400:
         assert response.json()["minimum"] == "10.00"
         assert await jobs(db, INVOICE_TASK) == []
+
+
+async def test_an_order_with_exactly_the_most_lines_allowed_is_placed(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    most = settings.max_order_items  # one more is refused (the invalid-basket table)
+    products = [await make_product(db, stock=1, price=Decimal("1.00")) for _ in range(most)]
+
+    response = await place_order(client, settings, user, *((p.id, 1) for p in products))
+
+    assert response.status_code == 201, response.text
+    assert len(response.json()["order_items"]) == most
