@@ -407,3 +407,59 @@ async def test_an_order_with_exactly_the_most_lines_allowed_is_placed(
 
     assert response.status_code == 201, response.text
     assert len(response.json()["order_items"]) == most
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity"),
+    [
+        (None, 2),  # the total is exactly the minimum (price x quantity), and all the stock
+        ("9999999999.99", 1),  # exactly the largest total an order can hold
+    ],
+)
+async def test_an_order_on_the_boundaries_is_placed(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    price: str | None,
+    quantity: int,
+) -> None:
+    user = await make_user(db)
+    unit = Decimal(price) if price else settings.min_order_amount / quantity
+    product = await make_product(db, price=unit, stock=quantity)
+
+    response = await place_order(client, settings, user, (product.id, quantity))
+
+    assert response.status_code == 201, response.text
+    assert Decimal(response.json()["total_price"]) == unit * quantity
+    assert await stock_of(db, product.id) == 0
+
+
+@pytest.mark.parametrize(
+    ("price", "stock", "quantity", "status", "member", "value"),
+    [
+        # below the minimum while taking exactly the whole stock: the minimum is the reason
+        ("0.10", 2, 2, 400, "total", "0.20"),
+        # above what an order can hold only through the quantity
+        ("5000000000.00", 5, 2, 400, "detail", "The order total exceeds 9999999999.99."),
+    ],
+)
+async def test_a_refusal_names_the_rule_that_was_broken(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    price: str,
+    stock: int,
+    quantity: int,
+    status: int,
+    member: str,
+    value: str,
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, price=Decimal(price), stock=stock)
+
+    response = await place_order(client, settings, user, (product.id, quantity))
+
+    assert response.status_code == status, response.text
+    assert response.json()[member] == value
+    assert "shortages" not in response.json()
+    assert await stock_of(db, product.id) == stock
