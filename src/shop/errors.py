@@ -11,6 +11,7 @@ validation errors list the failing fields under ``errors``.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -197,6 +198,9 @@ def problem_response(
     )
 
 
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`$")
+
+
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:
     errors = []
     if isinstance(extra, list):
@@ -208,6 +212,11 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
                 # msgspec reports the JSON path of a body field ("at `$.items[0].quantity`").
                 if not field and "at `$." in message:
                     field = message.rsplit("at `$.", 1)[1].rstrip("`")
+                # A missing or unknown field is named only in msgspec's message; Litestar's
+                # key is the object holding it ("items[0]", or "data" for the whole body).
+                if named := _NAMED_FIELD.search(message):
+                    parent = "" if field == "data" else field
+                    field = ".".join(filter(None, (parent, named["name"])))
                 entry = {"field": field or None, "message": message}
                 if source:
                     entry["source"] = str(getattr(source, "value", source))

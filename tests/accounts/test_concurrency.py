@@ -40,4 +40,6 @@ async def test_same_email_registered_twice_at_once_creates_one_user(
     )
 
     assert sorted(r.status_code for r in responses) == [201, 409]
+    (refused,) = [r.json() for r in responses if r.status_code == 409]
+    assert [error["field"] for error in refused["errors"]] == ["email"]
     assert await db.scalar(select(func.count()).select_from(User)) == 1

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
+from shop.accounts.security import Passwords
+from shop.settings import PasswordSettings
 from tests.accounts.helpers import bearer
 from tests.support.factories import PASSWORD, make_user
 
@@ -99,9 +101,30 @@ async def test_login_upgrades_hash_made_with_old_parameters(
         ({"email": "a" * 300, "password": PASSWORD}, "email longer than 254 characters"),
     ],
 )
-async def test_malformed_login_is_400(
+async def test_malformed_login_is_400_naming_the_field(
     client: httpx.AsyncClient, body: dict[str, object], why: str
 ) -> None:
     response = await client.post("/api/auth/login/", json=body)
 
     assert response.status_code == 400, why
+    field = "password" if why == "missing password" else "email"
+    assert [error["field"] for error in response.json()["errors"]] == [field], why
+
+
+def test_verification_without_a_stored_hash_or_with_a_malformed_one_fails() -> None:
+    passwords = Passwords(PasswordSettings())
+
+    assert passwords.verify(PASSWORD, None) == (False, None)  # unknown user: dummy work, no
+    assert passwords.verify(PASSWORD, "not-an-argon2-hash") == (False, None)  # nor a 500
+
+
+async def test_a_user_whose_stored_hash_is_malformed_cannot_log_in(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_user(db, email="odd@example.com", password_hash="$argon2id$garbage")
+
+    response = await client.post(
+        "/api/auth/login/", json={"email": "odd@example.com", "password": PASSWORD}
+    )
+
+    assert response.status_code == 401

@@ -106,6 +106,7 @@ async def test_staff_cannot_change_their_own_flags(
     )
 
     assert response.status_code == 409
+    assert response.json()["detail"] == "You cannot change your own staff or active flags."
     assert (await client.get("/api/auth/profile/", headers=auth_headers(settings, staff))).json()[
         "is_staff"
     ] is True

@@ -315,6 +315,25 @@ async def test_logout_twice_is_still_204(client: httpx.AsyncClient) -> None:
     assert response.status_code == 204
 
 
+async def test_logout_with_an_expired_refresh_token_still_ends_the_session(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    body = await register(client)
+    issued = jwt.decode(body["refresh"], options={"verify_signature": False})
+    long_ago = int(time.time()) - 3600
+    expired = jwt.encode({**issued, "iat": long_ago - 60, "exp": long_ago}, KEY)
+
+    response = await client.post(
+        "/api/auth/logout/", json={"refresh": expired}, headers=bearer(body["access"])
+    )
+
+    assert response.status_code == 204
+    revoked = await db.scalar(
+        select(RefreshFamily.revoked_at).where(RefreshFamily.id == uuid.UUID(issued["fam"]))
+    )
+    assert revoked is not None
+
+
 async def test_logout_needs_an_access_token(client: httpx.AsyncClient) -> None:
     body = await register(client)
 

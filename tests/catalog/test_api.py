@@ -159,6 +159,9 @@ async def test_put_without_every_field_gives_400(
     )
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == [
+        "name"
+    ]  # the first missing one
 
 
 async def test_delete_archives_the_product(

@@ -122,6 +122,7 @@ async def test_invalid_query_is_never_answered_from_the_cache(
     for _ in range(2):
         response = await client.get("/api/products/?limit=100000", headers=customer)
         assert response.status_code == 400
+        assert [error["field"] for error in response.json()["errors"]] == ["limit"]
 
 
 async def test_detail_is_one_primary_key_query(

@@ -286,34 +286,47 @@ def _items(*lines: tuple[Any, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "status", "field"),  # field: errors[].field, space-separated
     [
-        (b"{not json", 400),  # malformed JSON
-        (b"[]", 400),  # not an object
-        (b"{}", 400),  # items missing
-        (_items(), 400),  # no items
-        (_items(("P", "2")), 400),  # quantity as a string
-        (_items(("P", 2.5)), 400),  # fractional quantity
-        (_items(("P", 0)), 400),  # zero
-        (_items(("P", -1)), 400),  # negative
-        (_items(("P", 10**12)), 400),  # absurdly large
-        (_items(("P", True)), 400),  # a boolean is not a quantity
-        (_items(("P", None)), 400),  # null quantity
-        (_items((None, 1)), 400),  # null product
-        (_items(("1", 1)), 400),  # product id as a string
-        (_items((0, 1)), 400),  # product id zero
-        (_items((10**20, 1)), 400),  # product id beyond bigint
-        ({"items": [{"quantity": 1}]}, 400),  # product_id missing
-        ({"items": [{"product_id": "P"}]}, 400),  # quantity missing
-        ({"items": [{"product_id": "P", "quantity": 1, "x": 1}]}, 400),  # unknown field
-        (_items(("P", 1), ("P", 2)), 400),  # duplicate product
-        ({"items": [{"product_id": "P", "quantity": 1}] * 101}, 400),  # too many items
-        ({"items": "P"}, 400),  # items not a list
-        (_items((999_999, 1)), 404),  # unknown product
+        (b"{not json", 400, None),  # malformed JSON
+        (b"[]", 400, None),  # not an object (the whole body: no field)
+        (b"{}", 400, "items"),  # items missing
+        (_items(), 400, "items"),  # no items
+        (_items(("P", "2")), 400, "items[0].quantity"),  # quantity as a string
+        (_items(("P", 2.5)), 400, "items[0].quantity"),  # fractional quantity
+        (_items(("P", 0)), 400, "items[0].quantity"),  # zero
+        (_items(("P", -1)), 400, "items[0].quantity"),  # negative
+        (_items(("P", 10**12)), 400, "items[0].quantity"),  # absurdly large
+        (_items(("P", True)), 400, "items[0].quantity"),  # a boolean is not a quantity
+        (_items(("P", None)), 400, "items[0].quantity"),  # null quantity
+        (_items((None, 1)), 400, "items[0].product_id"),  # null product
+        (_items(("1", 1)), 400, "items[0].product_id"),  # product id as a string
+        (_items((0, 1)), 400, "items[0].product_id"),  # product id zero
+        (_items((10**20, 1)), 400, "items[0].product_id"),  # product id beyond bigint
+        ({"items": [{"quantity": 1}]}, 400, "items[0].product_id"),  # product_id missing
+        ({"items": [{"product_id": "P"}]}, 400, "items[0].quantity"),  # quantity missing
+        (
+            {"items": [{"product_id": "P", "quantity": 1, "x": 1}]},
+            400,
+            "items[0].x",
+        ),  # unknown field
+        (
+            _items(("P", 1), ("P", 2)),
+            400,
+            "items[0].product_id items[1].product_id",
+        ),  # duplicate product
+        ({"items": [{"product_id": "P", "quantity": 1}] * 101}, 400, "items"),  # too many items
+        ({"items": "P"}, 400, "items"),  # items not a list
+        (_items((999_999, 1)), 404, "items[0].product_id"),  # unknown product
     ],
 )
 async def test_invalid_basket_is_refused_without_500(
-    client: httpx.AsyncClient, settings: Settings, db: AsyncSession, body: Any, status: int
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    body: Any,
+    status: int,
+    field: str | None,
 ) -> None:
     user = await make_user(db)
     product = await make_product(db, stock=5)
@@ -332,6 +345,8 @@ async def test_invalid_basket_is_refused_without_500(
 
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    if field is not None:
+        assert [e["field"] for e in response.json()["errors"]] == field.split()
     assert await stock_of(db, product.id) == 5
     assert await count(db, "orders") == 0
 
@@ -379,3 +394,72 @@ async def test_minimum_order_amount_is_checked_against_the_exact_total(
     if status == 400:
         assert response.json()["minimum"] == "10.00"
         assert await jobs(db, INVOICE_TASK) == []
+
+
+async def test_an_order_with_exactly_the_most_lines_allowed_is_placed(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    user = await make_user(db)
+    most = settings.max_order_items  # one more is refused (the invalid-basket table)
+    products = [await make_product(db, stock=1, price=Decimal("1.00")) for _ in range(most)]
+
+    response = await place_order(client, settings, user, *((p.id, 1) for p in products))
+
+    assert response.status_code == 201, response.text
+    assert len(response.json()["order_items"]) == most
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity"),
+    [
+        (None, 2),  # the total is exactly the minimum (price x quantity), and all the stock
+        ("9999999999.99", 1),  # exactly the largest total an order can hold
+    ],
+)
+async def test_an_order_on_the_boundaries_is_placed(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    price: str | None,
+    quantity: int,
+) -> None:
+    user = await make_user(db)
+    unit = Decimal(price) if price else settings.min_order_amount / quantity
+    product = await make_product(db, price=unit, stock=quantity)
+
+    response = await place_order(client, settings, user, (product.id, quantity))
+
+    assert response.status_code == 201, response.text
+    assert Decimal(response.json()["total_price"]) == unit * quantity
+    assert await stock_of(db, product.id) == 0
+
+
+@pytest.mark.parametrize(
+    ("price", "stock", "quantity", "status", "member", "value"),
+    [
+        # below the minimum while taking exactly the whole stock: the minimum is the reason
+        ("0.10", 2, 2, 400, "total", "0.20"),
+        # above what an order can hold only through the quantity
+        ("5000000000.00", 5, 2, 400, "detail", "The order total exceeds 9999999999.99."),
+    ],
+)
+async def test_a_refusal_names_the_rule_that_was_broken(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    price: str,
+    stock: int,
+    quantity: int,
+    status: int,
+    member: str,
+    value: str,
+) -> None:
+    user = await make_user(db)
+    product = await make_product(db, price=Decimal(price), stock=stock)
+
+    response = await place_order(client, settings, user, (product.id, quantity))
+
+    assert response.status_code == status, response.text
+    assert response.json()[member] == value
+    assert "shortages" not in response.json()
+    assert await stock_of(db, product.id) == stock

@@ -75,6 +75,7 @@ async def test_concurrent_multi_item_orders_never_oversell_any_product(
     )
 
     assert {r.status_code for r in responses} <= {201, 409}
+    assert all(r.json()["shortages"] for r in responses if r.status_code == 409)
     sold = {p.id: 0 for p in products}
     for response, basket in zip(responses, baskets, strict=True):
         if response.status_code == 201:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +26,7 @@ async def test_replay_returns_the_first_response_and_creates_nothing(
 
     assert first.status_code == again.status_code == 201
     assert again.content == first.content
+    assert "idempotent-replayed" not in first.headers  # only a replay says it is one
     assert again.headers.get("idempotent-replayed") == "true"
     assert await stock_of(db, product.id) == 3
     assert await count(db, "orders") == 1
@@ -42,6 +45,7 @@ async def test_same_key_with_another_body_is_422(
     )
 
     assert response.status_code == 422
+    assert "already used with a different request body" in response.json()["detail"]
     assert await stock_of(db, product.id) == 3
     assert await count(db, "orders") == 1
 
@@ -102,14 +106,27 @@ async def test_failed_first_attempt_stores_nothing_so_a_retry_can_succeed(
     assert await count(db, "idempotency_records") == 1
 
 
-async def test_expired_key_runs_again(
-    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+@pytest.mark.parametrize(
+    ("age", "status", "stock"),
+    [
+        (timedelta(hours=24, minutes=1), 201, 2),  # past the 24 hours: the key runs afresh
+        (timedelta(hours=23, minutes=59), 422, 4),  # still kept: another body is refused
+    ],
+)
+async def test_a_key_is_kept_for_24_hours(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: AsyncSession,
+    age: timedelta,
+    status: int,
+    stock: int,
 ) -> None:
     user = await make_user(db)
     product = await make_product(db, stock=5)
     await place_order(client, settings, user, (product.id, 1), **{"Idempotency-Key": "old"})
     await db.execute(
-        text("UPDATE idempotency_records SET created_at = now() - interval '25 hours'")
+        text("UPDATE idempotency_records SET created_at = now() - CAST(:age AS interval)"),
+        {"age": age},
     )
     await db.commit()
 
@@ -117,8 +134,8 @@ async def test_expired_key_runs_again(
         client, settings, user, (product.id, 2), **{"Idempotency-Key": "old"}
     )
 
-    assert response.status_code == 201
-    assert await stock_of(db, product.id) == 2
+    assert response.status_code == status
+    assert await stock_of(db, product.id) == stock
 
 
 async def test_unusable_key_is_400(
@@ -132,6 +149,7 @@ async def test_unusable_key_is_400(
     )
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["Idempotency-Key"]
     assert await count(db, "orders") == 0
 
 
@@ -156,6 +174,7 @@ async def test_duplicate_while_the_first_is_in_flight_gets_409_without_waiting(
 
     assert duplicate.status_code == 409
     assert duplicate.headers["retry-after"] == "1"
+    assert "still being processed" in duplicate.json()["detail"]
     assert original.status_code == 201
     assert await count(db, "orders") == 1
 

@@ -6,7 +6,7 @@ import asyncio
 import io
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from email import message_from_bytes
 from email.message import Message
@@ -19,8 +19,8 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.orders.invoices import InvoiceDocument, InvoiceLine, render_invoice_pdf
-from shop.orders.models import Invoice
+from shop.orders.invoices import InvoiceDocument, InvoiceLine, issue_invoice, render_invoice_pdf
+from shop.orders.models import Invoice, Order
 from shop.settings import Settings
 from tests.conftest import make_settings, memcached_url
 from tests.orders.jobs_support import eventually, jobs, make_order, running_worker
@@ -68,6 +68,25 @@ async def test_order_gets_a_pdf_invoice_with_number_items_and_total(
     for line in ("Desk lamp 2 24.50 49.00", "Notebook A5 10 3.99 39.90", "Chair 1 129.00 129.00"):
         assert line in text
     assert "Total 217.90" in text
+
+
+async def test_a_customer_named_in_cyrillic_finds_their_name_on_the_invoice(
+    client: httpx.AsyncClient, db: AsyncSession, settings: Settings, worker: None
+) -> None:
+    # The Django app's users write their names in Cyrillic; Helvetica cannot draw it,
+    # so this needs the Unicode font the image installs (fonts-dejavu-core).
+    customer = await make_user(db, username="Анна_Каренина", email="anna@example.com")
+    order = await make_order(db, customer, [("Самовар", "89.00", 1)])
+
+    await eventually(lambda: stored_invoice(db, order.id))
+    response = await client.get(
+        f"/api/orders/{order.id}/invoice/", headers=auth_headers(settings, customer)
+    )
+
+    assert response.status_code == 200
+    text = pdf_text(response.content)
+    assert "Анна_Каренина" in text
+    assert "Самовар" in text
 
 
 @pytest.mark.parametrize(
@@ -129,6 +148,38 @@ async def test_twenty_concurrent_orders_get_twenty_consecutive_numbers(
 
     sequences = sorted(int(number.split("-")[1]) for number in numbers)
     assert sequences == list(range(1, 21))
+
+
+async def test_numbers_stay_consecutive_with_order_id_gaps_and_out_of_order_issuing(
+    db: AsyncSession, session_maker: Any
+) -> None:
+    customer = await make_user(db)
+    first = await make_order(db, customer, with_invoice_job=False)
+    # A checkout whose transaction rolled back: its order id is consumed, never used.
+    async with session_maker() as rolled_back:
+        rolled_back.add(Order(user_id=customer.id, status="pending", total_price=Decimal("9.99")))
+        await rolled_back.flush()
+        await rolled_back.rollback()
+    second = await make_order(db, customer, with_invoice_job=False)
+    third = await make_order(db, customer, with_invoice_job=False)
+    assert second.id - first.id == 2  # the gap is really there
+
+    # Invoices are issued in another order than the orders were placed (as the job
+    # queue may run them), each in its own transaction like the invoice job.
+    issued: list[tuple[int, str]] = []
+    for order in (third, first, second):
+        async with session_maker() as session:
+            invoice = await issue_invoice(session, order.id, "shop")
+            assert invoice is not None
+            issued.append((order.id, invoice.number))
+            await session.commit()
+
+    year = datetime.now(UTC).year
+    assert issued == [
+        (third.id, f"{year}-000001"),
+        (first.id, f"{year}-000002"),
+        (second.id, f"{year}-000003"),
+    ]
 
 
 async def test_running_the_job_twice_keeps_one_invoice_and_one_number(

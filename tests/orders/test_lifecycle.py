@@ -105,6 +105,7 @@ async def test_transition_rules(
         assert history == 2
     else:
         assert response.json()["allowed"] == ALLOWED[role].get(source, [])
+        assert response.json()["current"] == source
         assert history == 1
 
 
@@ -147,6 +148,8 @@ async def test_racing_cancels_restore_stock_exactly_once(
     )
 
     assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+    refused = [r.json() for r in responses if r.status_code == 409]
+    assert all((r["current"], r["allowed"]) == ("cancelled", []) for r in refused)
     assert await stock_of(db, product_id) == 10
     assert (
         await count(
@@ -190,6 +193,7 @@ async def test_refused_shipping_enqueues_nothing(
     response = await _patch(client, settings, owner, order_id, "shipped")
 
     assert response.status_code == 403
+    assert (response.json()["allowed"], response.json()["current"]) == (["cancelled"], "processing")
     assert await jobs(db, "orders:notify_shipped") == []
     assert await count(db, "webhook_events") == 0
 
@@ -213,4 +217,5 @@ async def test_bad_status_body_is_400(
     )
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["status"]
     assert await count(db, "order_status_changes", "order_id = :id", id=order_id) == 1

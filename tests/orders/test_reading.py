@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.cache import Cache
+from shop.accounts.models import User
+from shop.accounts.security import CurrentUser
+from shop.cache import ORDERS, Cache
+from shop.orders.services import OrderNotFound, OrderReader
 from shop.settings import Settings
-from tests.orders.helpers import place_order, set_status
+from tests.orders.helpers import place_order, set_status, stock_of
 from tests.support.factories import auth_headers, make_product, make_user
 from tests.support.sql import SqlCounter
+
+
+def current_user(user: User) -> CurrentUser:
+    return CurrentUser(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        is_staff=user.is_staff,
+        is_active=user.is_active,
+    )
 
 
 async def test_other_customer_gets_404_even_when_cached(
@@ -28,6 +44,66 @@ async def test_other_customer_gets_404_even_when_cached(
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "total_price" not in response.text
+
+
+async def test_other_customer_gets_404_right_after_checkout_before_anything_is_cached(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, bob = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, alice, (product.id, 2))).json()["id"]
+    cache: Cache = app.state.cache
+    assert (await cache.lookup(ORDERS, str(order_id))).value is None  # the uncached path
+    stranger = auth_headers(settings, bob)
+
+    detail = await client.get(f"/api/orders/{order_id}/", headers=stranger)
+    invoice = await client.get(f"/api/orders/{order_id}/invoice", headers=stranger)
+    cancel = await client.patch(
+        f"/api/orders/{order_id}/", json={"status": "cancelled"}, headers=stranger
+    )
+
+    for response in (detail, invoice, cancel):
+        assert response.status_code == 404, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "No such order" in response.json()["detail"]
+        assert "total_price" not in response.text
+    assert await stock_of(db, product.id) == 3  # the stranger's cancel restored nothing
+    mine = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, alice))
+    assert mine.status_code == 200 and mine.json()["status"] == "pending"
+
+
+async def test_a_cache_entry_too_short_to_be_ours_is_a_miss(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    owner = await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, owner, (product.id, 1))).json()["id"]
+    cache: Cache = app.state.cache
+    found = await cache.lookup(ORDERS, str(order_id))
+    assert found.key is not None
+    # Just an owner id and no body (a foreign or truncated value under our key).
+    await cache.set(found.key, owner.id.to_bytes(8, "big"), 60)
+
+    response = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, owner))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == order_id  # read from PostgreSQL, not an empty body
+
+
+async def test_detail_without_the_routes_lookup_reads_and_fills_the_cache_itself(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    owner, stranger = await make_user(db), await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, owner, (product.id, 1))).json()["id"]
+    reader = OrderReader(db, app.state.cache, settings)
+
+    body = await reader.detail(order_id, current_user(owner))
+
+    assert msgspec.json.decode(body)["id"] == order_id
+    assert (await app.state.cache.lookup(ORDERS, str(order_id))).value is not None
+    with pytest.raises(OrderNotFound):
+        await reader.detail(order_id, current_user(stranger))  # now from the cache
 
 
 async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
@@ -158,6 +234,7 @@ async def test_bad_list_queries_are_400(
     response = await client.get(f"/api/orders/?{query}", headers=auth_headers(settings, user))
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == [query.split("=")[0]]
 
 
 async def test_admin_list_needs_staff(
@@ -201,6 +278,29 @@ async def test_admin_list_filters_by_status_user_and_dates(
     assert [o["id"] for o in readme["results"]] == [a1["id"]]
     assert [o["id"] for o in since["results"]] == [b1["id"], a2["id"]]
     assert [o["id"] for o in until["results"]] == [a1["id"]]
+
+
+async def test_admin_date_filters_honour_the_offset_given(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    alice, staff = await make_user(db), await make_user(db, is_staff=True)
+    product = await make_product(db, stock=5)
+    order = (await place_order(client, settings, alice, (product.id, 1))).json()
+    placed = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+    # Half an hour before the order, written at UTC+02:00: read as UTC it would be
+    # 90 minutes after it, and the order would be filtered out.
+    since = (placed - timedelta(minutes=30)).astimezone(timezone(timedelta(hours=2)))
+
+    response = await client.get(
+        "/api/admin/orders/",
+        params={"created_from": since.isoformat()},
+        headers=auth_headers(settings, staff),
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    listed = body["results"] if "results" in body else body["items"]  # either list envelope
+    assert [o["id"] for o in listed] == [order["id"]]
 
 
 async def test_admin_list_accepts_naive_dates_as_utc(

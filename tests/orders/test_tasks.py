@@ -130,6 +130,9 @@ async def test_failed_checkout_leaves_no_invoice_job(
     )
 
     assert response.status_code == 409
+    assert response.json()["shortages"] == [
+        {"product_id": product.id, "name": product.name, "requested": 2, "available": 1}
+    ]
     assert await jobs(postgres_url) == []
 
 

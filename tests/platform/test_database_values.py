@@ -41,6 +41,7 @@ async def test_nul_character_at_registration_is_400(client, db):
     )
 
     assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["username"]
     assert (await db.execute(select(func.count()).select_from(User))).scalar_one() == 0
 
 

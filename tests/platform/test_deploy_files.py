@@ -1,4 +1,5 @@
-"""compose.yaml, Containerfile and .env.example agree with the real CLI and Settings.
+"""compose.yaml, Containerfile and .env.example agree with the real CLI and Settings,
+and the image installs what CI tests: the locked dependencies of uv.lock.
 
 No container engine runs here, so these checks are what keeps the files honest.
 """
@@ -6,6 +7,7 @@ No container engine runs here, so these checks are what keeps the files honest.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import click
@@ -101,6 +103,67 @@ def test_containerfile_runs_the_cli_as_non_root_with_a_healthcheck():
     cmd = re.search(r"^CMD (\[.*\])", text, re.M)
     assert cmd is not None
     _parse_cli(yaml.safe_load(cmd.group(1)))
+
+
+def _run_lines(containerfile: str, stage: str) -> list[str]:
+    """The RUN instructions of one stage, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", containerfile)
+    stages = re.split(r"^FROM .* AS (\w+)$", joined, flags=re.M)
+    body = dict(zip(stages[1::2], stages[2::2], strict=True))[stage]
+    return [line[4:] for line in body.splitlines() if line.startswith("RUN ")]
+
+
+def test_the_image_installs_the_locked_dependencies_and_nothing_else():
+    text = (ROOT / "Containerfile").read_text()
+    build = _run_lines(text, "build")
+    installs = [line for line in build if " sync " in f" {line} " or "pip install" in line]
+
+    assert re.search(r"^COPY .*\buv\.lock\b", text, re.M), "the lock must be in the build context"
+    syncs = [line for line in installs if line.startswith("uv sync")]
+    assert syncs and all("--locked" in line for line in syncs)
+    assert syncs[-1].split()[2:] == ["--locked", "--no-editable"]  # the shop, no extras
+    # The only unlocked install is uv itself, at a pinned version.
+    assert [line for line in installs if "pip install" in line] == [
+        line for line in installs if re.fullmatch(r'pip install "uv==[\d.]+"', line)
+    ]
+    assert "/opt/shop" in text and "COPY --from=build /opt/shop /opt/shop" in text
+
+
+def test_the_image_installs_a_font_for_non_latin_names():
+    runtime = " ".join(_run_lines((ROOT / "Containerfile").read_text(), "runtime"))
+
+    # Rendering with it is tested in tests/orders/test_invoices.py (a Cyrillic name).
+    assert re.search(r"apt-get install [^&]*\bfonts-dejavu-core\b", runtime)
+
+
+def test_the_lock_pins_every_dependency_of_pyproject():
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {p["name"]: p for p in lock["package"]}
+    wanted = list(project["dependencies"]) + [
+        d for extra in project["optional-dependencies"].values() for d in extra
+    ]
+
+    for requirement in wanted:
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in locked, f"{name} is not in uv.lock: run `uv lock`"
+        assert "version" in locked[name] and (
+            "sdist" in locked[name] or "wheels" in locked[name]
+        ), name
+    assert locked["shop"]["source"] == {"editable": "."}
+
+
+def test_ci_and_the_test_session_install_from_the_lock():
+    ci = (ROOT / ".ci" / "run").read_text()
+    noxfile = (ROOT / "noxfile.py").read_text()
+
+    assert "uv lock --check" in ci  # a stale lock fails CI with a message saying what to run
+    assert '"uv", "sync", "--locked"' in noxfile
+    assert re.search(
+        r'def tests\(session: nox.Session\) -> None:\n\s+""".*"""\n\s+sync\(session, "test"\)',
+        noxfile,
+    )
+    assert "fonts-dejavu-core" in ci
 
 
 @pytest.mark.parametrize("argv", [["shop", "run", "--port", "nope"], ["shop", "teleport"]])

@@ -173,16 +173,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         ]
         if errors:
             raise InvalidInput("The account details are invalid.", errors=errors)
-        if await self.repository.email_taken(email):
-            raise EmailTaken(
-                errors=[{"field": "email", "message": "A user with this email already exists."}]
-            )
-        if await self.repository.username_taken(username):
-            raise UsernameTaken(
-                errors=[
-                    {"field": "username", "message": "A user with this username already exists."}
-                ]
-            )
+        await self._refuse_taken(email, username)
         user = User(
             email=email,
             username=username,
@@ -198,10 +189,24 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
                 session.add(user)
                 await session.flush()
         except IntegrityError:
-            # Two registrations raced past the checks above; the unique index decided.
+            # Two registrations raced past the checks above; the unique index decided,
+            # after the winner committed, so the same checks now name the taken field.
+            await self._refuse_taken(email, username)
             raise EmailTaken("A user with this email or username already exists.") from None
         await session.refresh(user)
         return user
+
+    async def _refuse_taken(self, email: str, username: str) -> None:
+        if await self.repository.email_taken(email):
+            raise EmailTaken(
+                errors=[{"field": "email", "message": "A user with this email already exists."}]
+            )
+        if await self.repository.username_taken(username):
+            raise UsernameTaken(
+                errors=[
+                    {"field": "username", "message": "A user with this username already exists."}
+                ]
+            )
 
     async def authenticate(self, email: str, password: str, passwords: Passwords) -> User | None:
         """The active user with this email and password, or None.

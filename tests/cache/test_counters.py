@@ -1,0 +1,56 @@
+"""The cache's counters, which /metrics exports (hit ratio, bumps): one event, one count."""
+
+from __future__ import annotations
+
+from shop.cache import PRODUCTS, Cache, InProcessCache
+from tests.cache.test_memcached import connect
+from tests.conftest import memcached_url
+from tests.support.servers import Memcached
+
+
+async def _miss_then_hit_then_bump(cache: Cache) -> list[tuple[int, int, int]]:
+    seen = []
+    found = await cache.lookup(PRODUCTS, "page-1")  # nothing cached yet
+    seen.append((cache.stats.misses, cache.stats.hits, cache.stats.bumps))
+    assert found.key is not None and found.value is None
+    await cache.set(found.key, b"[]", 60)
+    assert (await cache.lookup(PRODUCTS, "page-1")).value == b"[]"
+    seen.append((cache.stats.misses, cache.stats.hits, cache.stats.bumps))
+    await cache.bump(PRODUCTS)
+    assert (await cache.lookup(PRODUCTS, "page-1")).value is None  # fresh after the bump
+    seen.append((cache.stats.misses, cache.stats.hits, cache.stats.bumps))
+    return seen
+
+
+async def test_in_process_cache_counts_each_miss_hit_and_bump_once() -> None:
+    cache = InProcessCache()
+
+    seen = await _miss_then_hit_then_bump(cache)
+
+    assert seen == [(1, 0, 0), (1, 1, 0), (2, 1, 1)]
+
+
+async def test_memcached_cache_counts_each_miss_hit_and_bump_once(memcached: Memcached) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)  # a loaded machine is no miss
+    try:
+        await cache.bump(PRODUCTS)  # a namespace this test alone uses from here on
+        cache.stats.misses = cache.stats.hits = cache.stats.bumps = 0
+
+        seen = await _miss_then_hit_then_bump(cache)
+    finally:
+        await cache.close()
+
+    assert seen == [(1, 0, 0), (1, 1, 0), (2, 1, 1)]
+
+
+async def test_an_entry_under_a_long_or_spaced_suffix_is_still_cached(memcached: Memcached) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    try:
+        for suffix in ("search=desk lamp", "x" * 300):  # unsafe as a memcached key: hashed
+            found = await cache.lookup(PRODUCTS, suffix)
+            assert found.key is not None
+            await cache.set(found.key, b"[1]", 60)
+
+            assert (await cache.lookup(PRODUCTS, suffix)).value == b"[1]"
+    finally:
+        await cache.close()
