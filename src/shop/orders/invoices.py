@@ -16,30 +16,18 @@ its own transaction, so a second run neither renumbers nor re-renders:
 
 from __future__ import annotations
 
-import io
 import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
 from shop.accounts.models import User
 from shop.errors import NotFound
 from shop.orders.mailer import Attachment, send_mail
+from shop.orders.invoice_pdf import InvoiceDocument, InvoiceLine, render_invoice_pdf
 from shop.orders.models import Invoice, Order
-from shop.schemas import money
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +36,8 @@ if TYPE_CHECKING:
     from shop.settings import JobSettings
 
 __all__ = [
+    "InvoiceDocument",
+    "InvoiceLine",
     "InvoiceNotReady",
     "OrderNotFound",
     "enqueue_invoice",
@@ -109,7 +99,9 @@ def format_number(year: int, sequence: int) -> str:
     return f"{year}-{sequence:06d}"
 
 
-async def issue_invoice(session: AsyncSession, order_id: int, shop_name: str) -> Invoice | None:
+async def issue_invoice(
+    session: AsyncSession, order_id: int, settings: JobSettings
+) -> Invoice | None:
     """Number, render and add the invoice of ``order_id`` unless it has one; the caller commits.
 
     Returns None when the order does not exist.
@@ -127,7 +119,9 @@ async def issue_invoice(session: AsyncSession, order_id: int, shop_name: str) ->
     sequence = (await session.execute(_NEXT_NUMBER, {"year": issued_at.year})).scalar_one()
     number = format_number(issued_at.year, sequence)
     document = InvoiceDocument(
-        shop_name=shop_name,
+        shop_name=settings.shop_name,
+        seller_address=settings.shop_address,
+        currency=settings.currency,
         number=number,
         issued_on=issued_at.date(),
         order_id=order.id,
@@ -172,154 +166,3 @@ async def mail_invoice(
         )
         invoice.emailed_at = datetime.now(UTC)
         await session.commit()
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceLine:
-    name: str
-    quantity: int
-    unit_price: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.unit_price * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceDocument:
-    shop_name: str
-    number: str
-    issued_on: date
-    order_id: int
-    order_date: date
-    customer_name: str
-    customer_email: str
-    lines: list[InvoiceLine]
-    total: Decimal
-
-
-_FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-)
-
-
-def _fonts() -> tuple[str, str]:
-    """A Unicode TrueType font if the system has one (names in any script), else Helvetica."""
-    if "ShopSans" in pdfmetrics.getRegisteredFontNames():
-        return "ShopSans", "ShopSans-Bold"
-    for candidate in _FONT_CANDIDATES:
-        regular = Path(candidate)
-        bold = regular.with_name("DejaVuSans-Bold.ttf")
-        if regular.exists() and bold.exists():
-            pdfmetrics.registerFont(TTFont("ShopSans", str(regular)))
-            pdfmetrics.registerFont(TTFont("ShopSans-Bold", str(bold)))
-            return "ShopSans", "ShopSans-Bold"
-    return "Helvetica", "Helvetica-Bold"
-
-
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render_invoice_pdf(document: InvoiceDocument) -> bytes:
-    """An A4 invoice; the items table breaks across pages and repeats its header on each."""
-    regular, bold = _fonts()
-    body = ParagraphStyle("body", fontName=regular, fontSize=10, leading=13)
-    right = ParagraphStyle("right", parent=body, alignment=TA_RIGHT)
-    title = ParagraphStyle("title", parent=body, fontName=bold, fontSize=20, leading=24)
-    heading = ParagraphStyle("heading", parent=body, fontName=bold, fontSize=14, leading=18)
-
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=18 * mm,
-        bottomMargin=20 * mm,
-        title=f"Invoice {document.number}",
-        author=document.shop_name,
-    )
-
-    header = Table(
-        [
-            [
-                Paragraph(_escape(document.shop_name), title),
-                Paragraph(f"Invoice {document.number}", heading),
-            ],
-            [
-                Paragraph(
-                    f"<b>Bill to</b><br/>{_escape(document.customer_name)}<br/>"
-                    f"{_escape(document.customer_email)}",
-                    body,
-                ),
-                Paragraph(
-                    f"Invoice date: {document.issued_on.isoformat()}<br/>"
-                    f"Order: #{document.order_id}<br/>"
-                    f"Order date: {document.order_date.isoformat()}",
-                    right,
-                ),
-            ],
-        ],
-        colWidths=[pdf.width * 0.55, pdf.width * 0.45],
-    )
-    header.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                ("BOTTOMPADDING", (0, 0), (-1, 0), 10),
-                ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
-            ]
-        )
-    )
-
-    rows: list[list[Any]] = [["Item", "Quantity", "Unit price", "Line total"]]
-    for line in document.lines:
-        rows.append(
-            [
-                Paragraph(_escape(line.name), body),
-                str(line.quantity),
-                money(line.unit_price),
-                money(line.total),
-            ]
-        )
-    rows.append(["", "", "Total", money(document.total)])
-    items = Table(
-        rows,
-        colWidths=[pdf.width * 0.52, pdf.width * 0.14, pdf.width * 0.17, pdf.width * 0.17],
-        repeatRows=1,
-    )
-    items.setStyle(
-        TableStyle(
-            [
-                ("FONTNAME", (0, 0), (-1, -1), regular),
-                ("FONTNAME", (0, 0), (-1, 0), bold),
-                ("FONTNAME", (0, -1), (-1, -1), bold),
-                ("FONTSIZE", (0, 0), (-1, -1), 10),
-                ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
-                ("LINEBELOW", (0, 1), (-1, -2), 0.25, colors.lightgrey),
-                ("LINEABOVE", (2, -1), (-1, -1), 0.8, colors.black),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
-            ]
-        )
-    )
-
-    def footer(canvas: Any, doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(regular, 8)
-        canvas.drawString(
-            pdf.leftMargin, 10 * mm, f"{document.shop_name} - invoice {document.number}"
-        )
-        canvas.drawRightString(pdf.leftMargin + pdf.width, 10 * mm, f"Page {doc.page}")
-        canvas.restoreState()
-
-    pdf.build([header, Spacer(1, 10 * mm), items], onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()

@@ -64,7 +64,7 @@ async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> 
     resources = resources_of(context)
     async with resources.session_maker() as session:
         try:
-            invoice = await issue_invoice(session, order_id, resources.settings.jobs.shop_name)
+            invoice = await issue_invoice(session, order_id, resources.settings.jobs)
             await session.commit()
         except IntegrityError:
             # A concurrent run of this job stored the invoice first; its number stands.
