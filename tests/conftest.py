@@ -28,9 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shop.app import create_app
 from shop.migrations import upgrade_async
 from shop.settings import Settings
+from shop.tasks import bind_tasks
 from tests.support.asgi import serve_in_process
 from tests.support.servers import Memcached, postgres_server_url, with_database
 from tests.support.sql import SqlCounter, count_statements
+
+bind_tasks()  # the composition point, as create_app and `shop worker` do
 
 DOMAIN_TABLES = (
     "webhook_attempts, webhook_events, invoices, invoice_counters, idempotency_records, "

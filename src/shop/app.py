@@ -26,7 +26,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
 
-from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
 from shop.accounts.controllers import routes as account_routes
 from shop.accounts.security import JWTAuthMiddleware
 from shop.cache import Cache, create_cache
@@ -43,6 +42,7 @@ from shop.ops.openapi import CompleteJsonRenderPlugin
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
 from shop.settings import Settings
+from shop.tasks import bind_tasks
 
 __all__ = ["create_app"]
 
@@ -108,6 +108,7 @@ def openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    bind_tasks()  # services defer the domains' tasks by name
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

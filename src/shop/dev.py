@@ -39,6 +39,9 @@ def run_dev(settings: Settings, *, host: str, port: int, data_dir: str) -> None:
     from shop.jobs import run_worker
     from shop.migrations import upgrade
     from shop.ops.logging import configure_logging
+    from shop.tasks import bind_tasks
+
+    bind_tasks()
 
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
     data_path = Path(data_dir).resolve()

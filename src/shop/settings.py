@@ -293,7 +293,7 @@ class Settings:
             currency=_currency(env),
             retention_days=_int(env, "JOB_RETENTION_DAYS", 7, minimum=1),
             webhook_log_retention_days=_int(env, "WEBHOOK_LOG_RETENTION_DAYS", 90, minimum=1),
-            stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 30, minimum=10),
+            stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 30, minimum=20),
             webhook_retry_delays=_delays(env, "WEBHOOK_RETRY_DELAYS", "10,60,300"),
             mail_from=env.get("MAIL_FROM", "").strip() or "shop@localhost",
         )

@@ -138,9 +138,8 @@ async def test_running_the_job_twice_keeps_one_invoice_and_one_number(
     async with running_worker(settings):
         first = await eventually(lambda: stored_invoice(db, order.id))
         from shop.jobs import defer
-        from shop.orders.tasks import generate_invoice
 
-        await defer(db, generate_invoice, order_id=order.id)
+        await defer(db, "orders:generate_invoice", order_id=order.id)
         await db.commit()
 
         async def both_done() -> bool:

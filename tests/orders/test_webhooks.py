@@ -177,13 +177,12 @@ async def test_running_the_job_again_does_not_send_a_delivered_event_twice(
     db: AsyncSession, postgres_url: str, memcached: Any, receiver: Receiver
 ) -> None:
     from shop.jobs import defer
-    from shop.orders.tasks import notify_shipped
 
     settings = hook_settings(postgres_url, memcached, receiver.url)
     _, event_id = await ship(db)
     async with running_worker(settings):
         await eventually(lambda: settled(db, event_id))
-        await defer(db, notify_shipped, event_id=str(event_id))
+        await defer(db, "orders:notify_shipped", event_id=str(event_id))
         await db.commit()
 
         async def second_run_done() -> bool:

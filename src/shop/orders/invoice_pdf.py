@@ -154,7 +154,7 @@ def _run(text: str, font: str, latin: bool, unicode: str | None) -> tuple[str, s
 
 
 def width(text: str, font: str, size: float) -> float:
-    return sum(pdfmetrics.stringWidth(run, face, size) for run, face, _ in _runs(text, font))
+    return sum(float(pdfmetrics.stringWidth(run, face, size)) for run, face, _ in _runs(text, font))
 
 
 def wrap(text: str, font: str, size: float, limit: float) -> list[str]:
@@ -198,7 +198,9 @@ class _Page:
                 out.setTextRenderMode(0)
         self.canvas.drawText(out)
 
-    def right(self, x: float, y: float, text: str, *, font: str = REGULAR, size: float = 10) -> None:
+    def right(
+        self, x: float, y: float, text: str, *, font: str = REGULAR, size: float = 10
+    ) -> None:
         self.text(x - width(text, font, size), y, text, font=font, size=size)
 
 
@@ -269,7 +271,11 @@ def _draw_heading(page: _Page, document: InvoiceDocument) -> float:
             page.text(LEFT, y, address_line, size=9)
             y -= 11
     y -= 8
-    left = [("Bill to", BOLD), (document.customer_name, REGULAR), (document.customer_email, REGULAR)]
+    left = [
+        ("Bill to", BOLD),
+        (document.customer_name, REGULAR),
+        (document.customer_email, REGULAR),
+    ]
     right = [
         f"Invoice date: {document.issued_on.isoformat()}",
         f"Order: #{document.order_id}",
@@ -283,7 +289,7 @@ def _draw_heading(page: _Page, document: InvoiceDocument) -> float:
         if row < len(right):
             page.right(RIGHT, y, right[row])
         y -= LEADING
-    return y - 10 * mm + LEADING
+    return float(y - 10 * mm + LEADING)
 
 
 def _draw_table_header(page: _Page, y: float) -> float:

@@ -25,8 +25,9 @@ from sqlalchemy.orm import selectinload
 
 from shop.accounts.models import User
 from shop.errors import NotFound
-from shop.orders.mailer import Attachment, send_mail
+from shop.jobs import defer
 from shop.orders.invoice_pdf import InvoiceDocument, InvoiceLine, render_invoice_pdf
+from shop.orders.mailer import Attachment, send_mail
 from shop.orders.models import Invoice, Order
 
 if TYPE_CHECKING:
@@ -65,10 +66,7 @@ class InvoiceNotReady(NotFound):
 
 async def enqueue_invoice(session: AsyncSession, order_id: int) -> int:
     """Defer the invoice job of ``order_id`` in the caller's transaction (the order's creation)."""
-    from shop.jobs import defer
-    from shop.orders.tasks import generate_invoice
-
-    return await defer(session, generate_invoice, order_id=order_id)
+    return await defer(session, "orders:generate_invoice", order_id=order_id)
 
 
 def invoice_filename(invoice: Invoice) -> str:
