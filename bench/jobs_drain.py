@@ -30,13 +30,17 @@ QUICK_JOBS = 500
 TARGET_JOBS_PER_S = 300.0
 TIMEOUT_S = 600.0
 
-_SEED = """
+_SEED_USER = """
 INSERT INTO users (email, username, password_hash)
-VALUES ('j1@example.com', 'Ирина Петрова', 'unusable');
+VALUES ('j1@example.com', 'Ирина Петрова', 'unusable')
+"""
+_SEED_PRODUCTS = """
 INSERT INTO products (name, description, category, price, stock)
 VALUES ('Desk lamp', '', 'home', 24.50, 1000000),
        ('Чайник электрический', '', 'home', 31.90, 1000000),
-       ('Notebook A5', '', 'books', 3.99, 1000000);
+       ('Notebook A5', '', 'books', 3.99, 1000000)
+"""
+_SEED = """
 WITH o AS (
     INSERT INTO orders (user_id, status, total_price)
     SELECT (SELECT id FROM users WHERE email = 'j1@example.com'), 'pending', 120.79
@@ -50,7 +54,7 @@ WITH o AS (
 SELECT procrastinate_defer_jobs_v1(array_agg(ROW(
     'invoices', 'orders:generate_invoice', 0, NULL, NULL,
     jsonb_build_object('order_id', o.id), NULL
-)::procrastinate_job_to_defer_v1)) FROM o;
+)::procrastinate_job_to_defer_v1)) FROM o
 """
 
 
@@ -106,6 +110,8 @@ def run_j1(
     subprocess.run([*shop, "database", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     before = {name: rows for name, rows, _ in table_sizes(url)}
     with psycopg.connect(url) as conn:
+        conn.execute(_SEED_USER)
+        conn.execute(_SEED_PRODUCTS)
         conn.execute(_SEED, {"jobs": jobs})
     print(f"  J1: {jobs} invoice jobs queued; starting one `shop worker` (default concurrency)")
     log = (workdir / "j1-worker.log").open("wb")
