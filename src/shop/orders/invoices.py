@@ -20,8 +20,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import selectinload
+from sqlalchemy import insert, select, text, update
 
 from shop.accounts.models import User
 from shop.errors import NotFound
@@ -86,10 +85,31 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
 
 # --- numbering and storing -------------------------------------------------------------------
 
-_NEXT_NUMBER = text(
-    "INSERT INTO invoice_counters (year, last_number) VALUES (:year, 1) "
-    "ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1 "
-    "RETURNING last_number"
+# One round trip reads what the invoice shows and takes its number: the counter is
+# incremented only when the order exists and has no invoice yet (a data-modifying CTE runs
+# whether or not its rows are read, hence the `target` guard). The counter's row lock is then
+# held through the rendering until the caller commits, as the gap-free numbering requires.
+_ORDER_AND_NUMBER = text(
+    """
+    WITH target AS MATERIALIZED (
+        SELECT o.id FROM orders o
+        WHERE o.id = :order_id
+          AND NOT EXISTS (SELECT 1 FROM invoices v WHERE v.order_id = o.id)
+    ), n AS (
+        INSERT INTO invoice_counters (year, last_number)
+        SELECT :year, 1 FROM target
+        ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1
+        RETURNING last_number
+    )
+    SELECT o.created_at, o.total_price, u.username, u.email,
+           i.product_name, i.quantity, i.price_at_purchase,
+           (SELECT last_number FROM n) AS sequence
+    FROM orders o
+    JOIN users u ON u.id = o.user_id
+    JOIN order_items i ON i.order_id = o.id
+    WHERE o.id = :order_id
+    ORDER BY i.id
+    """
 )
 
 
@@ -100,42 +120,59 @@ def format_number(year: int, sequence: int) -> str:
 async def issue_invoice(
     session: AsyncSession, order_id: int, settings: JobSettings
 ) -> Invoice | None:
-    """Number, render and add the invoice of ``order_id`` unless it has one; the caller commits.
+    """Number, render and insert the invoice of ``order_id`` unless it has one; the caller commits.
 
-    Returns None when the order does not exist.
+    Returns None when the order does not exist, the stored invoice when it has one, and
+    otherwise the new invoice (inserted with Core: the returned object is not in the session).
+    Without ``SMTP_URL`` "mailing" is the job's log line, which cannot fail, so the invoice
+    is stored as mailed in the same transaction and `mail_invoice` has nothing left to do.
     """
-    existing = await session.get(Invoice, order_id)
-    if existing is not None:
-        return existing
-    order = await session.scalar(
-        select(Order).where(Order.id == order_id).options(selectinload(Order.items))
-    )
-    if order is None:
-        return None
-    customer = await session.get_one(User, order.user_id)
     issued_at = datetime.now(UTC)
-    sequence = (await session.execute(_NEXT_NUMBER, {"year": issued_at.year})).scalar_one()
-    number = format_number(issued_at.year, sequence)
+    rows = (
+        await session.execute(_ORDER_AND_NUMBER, {"order_id": order_id, "year": issued_at.year})
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    if first.sequence is None:
+        return await session.get(Invoice, order_id)
+    number = format_number(issued_at.year, first.sequence)
     document = InvoiceDocument(
         shop_name=settings.shop_name,
         seller_address=settings.shop_address,
         currency=settings.currency,
         number=number,
         issued_on=issued_at.date(),
-        order_id=order.id,
-        order_date=order.created_at.date(),
-        customer_name=customer.username,
-        customer_email=customer.email,
-        lines=[
-            InvoiceLine(item.product_name, item.quantity, item.price_at_purchase)
-            for item in order.items
-        ],
-        total=order.total_price,
+        order_id=order_id,
+        order_date=first.created_at.date(),
+        customer_name=first.username,
+        customer_email=first.email,
+        lines=[InvoiceLine(row.product_name, row.quantity, row.price_at_purchase) for row in rows],
+        total=first.total_price,
     )
-    invoice = Invoice(order_id=order.id, number=number, pdf=render_invoice_pdf(document))
-    session.add(invoice)
-    await session.flush()
+    invoice = Invoice(
+        order_id=order_id,
+        number=number,
+        pdf=render_invoice_pdf(document),
+        emailed_at=None if settings.smtp_url else issued_at,
+    )
+    await session.execute(
+        insert(Invoice).values(
+            order_id=invoice.order_id,
+            number=invoice.number,
+            pdf=invoice.pdf,
+            emailed_at=invoice.emailed_at,
+        )
+    )
     return invoice
+
+
+_INVOICE_TO_MAIL = (
+    select(Invoice.number, Invoice.pdf, Invoice.emailed_at, User.email)
+    .join(Order, Order.id == Invoice.order_id)
+    .join(User, User.id == Order.user_id)
+    .with_for_update(of=Invoice)
+)
 
 
 async def mail_invoice(
@@ -143,24 +180,23 @@ async def mail_invoice(
 ) -> None:
     """E-mail the stored invoice to the customer unless that was done already."""
     async with session_maker() as session:
-        invoice = await session.get(Invoice, order_id, with_for_update=True)
-        if invoice is None or invoice.emailed_at is not None:
-            return
-        recipient = await session.scalar(
-            select(User.email).join(Order, Order.user_id == User.id).where(Order.id == order_id)
-        )
-        if recipient is None:
-            return
         # The row lock keeps a concurrent run of the same job from mailing twice.
+        row = (
+            await session.execute(_INVOICE_TO_MAIL.where(Invoice.order_id == order_id))
+        ).one_or_none()
+        if row is None or row.emailed_at is not None:
+            return
         await send_mail(
             settings,
-            to=recipient,
-            subject=f"{settings.shop_name}: invoice {invoice.number} for order #{order_id}",
+            to=row.email,
+            subject=f"{settings.shop_name}: invoice {row.number} for order #{order_id}",
             body=(
                 f"Thank you for your order #{order_id}.\n"
-                f"Your invoice {invoice.number} is attached.\n\n{settings.shop_name}\n"
+                f"Your invoice {row.number} is attached.\n\n{settings.shop_name}\n"
             ),
-            attachment=Attachment(filename=invoice_filename(invoice), content=invoice.pdf),
+            attachment=Attachment(filename=f"invoice-{row.number}.pdf", content=row.pdf),
         )
-        invoice.emailed_at = datetime.now(UTC)
+        await session.execute(
+            update(Invoice).where(Invoice.order_id == order_id).values(emailed_at=datetime.now(UTC))
+        )
         await session.commit()

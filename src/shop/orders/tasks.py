@@ -69,11 +69,14 @@ async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> 
                 logger.warning("invoice: order %s does not exist", order_id)
                 return
             logger.info(
-                "invoice %s stored for order %s (%d bytes)",
+                "invoice %s stored for order %s (%d bytes)%s",
                 invoice.number,
                 order_id,
                 len(invoice.pdf),
+                "" if resources.settings.jobs.smtp_url else "; not e-mailed (no SMTP_URL)",
             )
+            if invoice.emailed_at is not None:
+                return
     await mail_invoice(resources.session_maker, resources.settings.jobs, order_id)
 
 
