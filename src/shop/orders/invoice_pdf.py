@@ -15,6 +15,8 @@ glyphs whether used or not. Now:
   dozen glyphs costs about 2 KB. ``asciiReadable=False`` keeps reportlab from adding the
   ASCII range to it. Bold text in that font is drawn with a thin outline (text render
   mode 2) rather than embedding a second font.
+* Streams are compressed but not ASCII85-encoded (``rl_config.useA85``, process-wide: the
+  invoice is the only PDF the shop makes).
 * No layout engine: the page is a handful of positioned strings and lines. Item names wrap
   in their column; the items table breaks across pages and repeats its header.
 
@@ -33,6 +35,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -43,6 +46,10 @@ from reportlab.pdfgen.canvas import Canvas
 from shop.schemas import money
 
 __all__ = ["InvoiceDocument", "InvoiceLine", "render_invoice_pdf"]
+
+# reportlab wraps compressed streams in ASCII85 by default (a 7-bit-safe PDF, 25 % larger,
+# encoded in pure Python): binary streams are what every reader and mailer handles today.
+rl_config.useA85 = 0
 
 logger = logging.getLogger("shop.invoices")
 
