@@ -73,9 +73,11 @@ logger = logging.getLogger("shop.jobs")
 HOUSEKEEPING_QUEUE = "housekeeping"
 HEARTBEAT_SECONDS = 5.0
 """How often a worker records that it is alive (``procrastinate_workers.last_heartbeat``)."""
-FETCH_POLLING_SECONDS = 0.5
-"""A worker also looks for due jobs this often: a retry scheduled for later is not announced
-by NOTIFY, so this bounds how late it starts (webhook retry delays stay within 20 %)."""
+FETCH_POLLING_SECONDS = 0.1
+"""An idle worker also looks for due jobs this often: a retry scheduled for later is not
+announced by NOTIFY, so this bounds how late it starts (a webhook retry 1 s after its
+attempt comes within 20 %). The cost is ten indexed lookups a second per idle worker; a
+busy worker fetches the next job as soon as a slot frees and does not poll."""
 SHUTDOWN_GRACE_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 30.0
 

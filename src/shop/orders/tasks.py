@@ -8,6 +8,7 @@ died is run again, see `shop.jobs`). `shop.tasks.bind_tasks` binds this blueprin
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -86,6 +87,7 @@ async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> No
     from shop.orders.webhooks import RETRYING, deliver
 
     resources = resources_of(context)
+    started = time.monotonic()
     result = await deliver(
         resources.session_maker,
         resources.http,
@@ -94,7 +96,9 @@ async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> No
         retries_done=context.job.attempts,
     )
     if result.outcome == RETRYING and result.retry_in is not None:
-        raise RetryLater(f"webhook {event_id} not delivered yet", delay=result.retry_in)
+        # The delay counts from the attempt, not from the end of its bookkeeping.
+        delay = max(0.0, result.retry_in - (time.monotonic() - started))
+        raise RetryLater(f"webhook {event_id} not delivered yet", delay=delay)
 
 
 @bp.periodic(cron="41 * * * *")
