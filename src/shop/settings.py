@@ -158,7 +158,8 @@ class JobSettings:
     webhook_log_retention_days: int = 90
     """Webhook delivery attempts are deleted after this; the events themselves stay."""
     stalled_after_seconds: int = 30
-    """A job whose worker sent no heartbeat for this long is retried by another worker."""
+    """A job whose worker died is retried by another worker within this (at least 20 s;
+    see `shop.jobs.stale_heartbeat_seconds`)."""
     webhook_retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
     """Seconds before each retry of a failed webhook delivery; one entry per retry."""
     mail_from: str = "shop@localhost"
