@@ -63,10 +63,11 @@ async def test_worker_survives_a_database_restart_and_runs_jobs_deferred_after_i
     try:
         async with create_session_maker(engine)() as db:
             order = await make_order(db, await make_user(db))  # with its invoice job
+            order_id = order.id  # the rollbacks below expire the instance
 
             async def invoice_pdf() -> bytes | None:
                 pdf: bytes | None = await db.scalar(
-                    select(Invoice.pdf).where(Invoice.order_id == order.id)
+                    select(Invoice.pdf).where(Invoice.order_id == order_id)
                 )
                 await db.rollback()  # a fresh snapshot on the next poll
                 return pdf

@@ -37,7 +37,7 @@ async def test_finished_jobs_past_retention_go_with_their_events_and_recent_ones
             rows = await jobs(postgres_url, "orders:generate_invoice")
             return len(rows) == 2 and all(row["status"] == "succeeded" for row in rows)
 
-        await eventually(invoices_done, timeout=60)
+        await eventually(invoices_done, timeout=180)
     old_job = next(
         row["id"]
         for row in await jobs(postgres_url, "orders:generate_invoice")
@@ -79,7 +79,7 @@ async def test_finished_jobs_past_retention_go_with_their_events_and_recent_ones
             rows += await jobs(postgres_url, "orders:purge_webhook_attempts")
             return len(rows) == 2 and all(r["status"] == "succeeded" for r in rows)
 
-        await eventually(purged, timeout=60)
+        await eventually(purged, timeout=180)
 
     remaining = {
         json.loads(row["args"])["order_id"]
