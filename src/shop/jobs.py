@@ -281,10 +281,13 @@ housekeeping = procrastinate.Blueprint()
 def stale_heartbeat_seconds(stalled_after_seconds: int) -> float:
     """Heartbeat age after which a worker counts as dead.
 
-    Its last beat may be up to `HEARTBEAT_SECONDS` old when it dies, and the check runs every
-    5 s; subtracting both keeps the takeover within ``JOB_STALLED_AFTER_SECONDS`` of the death.
+    The check runs every 5 s (`HEARTBEAT_SECONDS`), so a job is taken over at most that long
+    after its worker's beat got this old, which keeps the takeover within
+    ``JOB_STALLED_AFTER_SECONDS`` of the last beat. A live worker beats every 5 s, so with the
+    setting at 20 s or more it is never mistaken for a dead one unless its event loop stalls
+    for three beats.
     """
-    return stalled_after_seconds - 2 * HEARTBEAT_SECONDS  # at least 10 s: the setting is >= 20
+    return stalled_after_seconds - HEARTBEAT_SECONDS
 
 
 @housekeeping.periodic(cron="* * * * * */5")

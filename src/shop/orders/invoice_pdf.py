@@ -26,6 +26,7 @@ invoice is still produced, in Helvetica only, and characters it cannot spell sho
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import logging
@@ -45,7 +46,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from shop.schemas import money
 
-__all__ = ["InvoiceDocument", "InvoiceLine", "render_invoice_pdf"]
+__all__ = ["InvoiceDocument", "InvoiceLine", "prepare_fonts", "render_invoice_pdf"]
 
 # reportlab wraps compressed streams in ASCII85 by default (a 7-bit-safe PDF, 25 % larger,
 # encoded in pure Python): binary streams are what every reader and mailer handles today.
@@ -135,6 +136,19 @@ def unicode_font() -> str | None:
         return UNICODE
     logger.warning("no Unicode font found: invoices show only Latin-1 text")
     return None
+
+
+_font_lock = asyncio.Lock()
+
+
+async def prepare_fonts() -> None:
+    """Slim and register the font in a thread, once: about a second of CPU that must not
+    block a worker's event loop (its heartbeats and other jobs) on its first invoice."""
+    if unicode_font.cache_info().currsize:
+        return
+    async with _font_lock:
+        if not unicode_font.cache_info().currsize:
+            await asyncio.to_thread(unicode_font)
 
 
 def _runs(text: str, font: str) -> Iterator[tuple[str, str, bool]]:

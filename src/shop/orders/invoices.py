@@ -25,7 +25,12 @@ from sqlalchemy import insert, select, text, update
 from shop.accounts.models import User
 from shop.errors import NotFound
 from shop.jobs import defer
-from shop.orders.invoice_pdf import InvoiceDocument, InvoiceLine, render_invoice_pdf
+from shop.orders.invoice_pdf import (
+    InvoiceDocument,
+    InvoiceLine,
+    prepare_fonts,
+    render_invoice_pdf,
+)
 from shop.orders.mailer import Attachment, send_mail
 from shop.orders.models import Invoice, Order
 
@@ -127,6 +132,7 @@ async def issue_invoice(
     Without ``SMTP_URL`` "mailing" is the job's log line, which cannot fail, so the invoice
     is stored as mailed in the same transaction and `mail_invoice` has nothing left to do.
     """
+    await prepare_fonts()  # before the counter's row lock is taken
     issued_at = datetime.now(UTC)
     rows = (
         await session.execute(_ORDER_AND_NUMBER, {"order_id": order_id, "year": issued_at.year})
