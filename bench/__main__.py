@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import console, dbcheck, misses, report, scale
+from bench import console, dbcheck, jobs_drain, misses, report, scale
 from bench.checkout_sql import write_checkout_script
 from bench.load import Result, run_pgbench, run_wrk
 from bench.mixed import run_m1
@@ -133,6 +133,10 @@ def settle(base_url: str, limit: float = 120.0) -> None:
         except httpx.HTTPError:
             fast = 0
         time.sleep(0.2)
+
+
+def wanted_set(args: argparse.Namespace) -> set[str]:
+    return set(filter(None, args.only.upper().split(",")))
 
 
 def run_round(svc: Services, fx: Fixture, data: Path, args: argparse.Namespace) -> list[Result]:
@@ -373,6 +377,13 @@ def main() -> None:
                     f"  jobs after round {n} (the worker runs niced, see bench/servers.py): "
                     + ", ".join(f"{status} {count}" for status, count in queue.items())
                 )
+            if not wanted_set(args) or "J1" in wanted_set(args):
+                payload["J1"] = jobs_drain.run_j1(
+                    svc.database_url, svc.env, workdir, quick=args.quick
+                )
+            payload["table_sizes"] = jobs_drain.print_table_sizes(
+                svc.database_url, "of the bench database after the run"
+            )
         path = report.write_json(args.out, payload)
         log(f"results written to {path}")
         ok = True

@@ -17,10 +17,10 @@ import re
 import tempfile
 from decimal import Decimal
 
-from shop import jobs  # noqa: F401  (registers the tasks under their "orders:" names)
+from shop.jobs import task_job
 from shop.orders.repositories import _PLACE_ORDER
-from shop.orders.tasks import generate_invoice
 from shop.settings import Settings
+from shop.tasks import bind_tasks
 
 _HEADERS = {
     # D4: two distinct random products of the seeded range, one unit each.
@@ -43,7 +43,9 @@ def checkout_script(mode: str) -> str:
     """The pgbench script text for ``mode`` (``spread`` or ``hot``)."""
     header, ids, quantities = _HEADERS[mode]
     defaults = Settings.from_env({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgresql://x/y"})
-    queue, task = generate_invoice.queue, generate_invoice.name
+    bind_tasks()
+    job = task_job("orders:generate_invoice")
+    queue, task = job.queue, job.task_name
     # pgbench reads ":word" as a variable even inside string literals, so the
     # task name's colon is kept away from letters by concatenation.
     prefix, _, rest = task.partition(":")

@@ -29,9 +29,12 @@ from shop.app import create_app
 from shop.cache import Cache
 from shop.migrations import upgrade_async
 from shop.settings import Settings
+from shop.tasks import bind_tasks
 from tests.support.asgi import serve_in_process
 from tests.support.servers import Memcached, postgres_server_url, with_database
 from tests.support.sql import SqlCounter, count_statements
+
+bind_tasks()  # the composition point, as create_app and `shop worker` do
 
 DOMAIN_TABLES = (
     "console_audit, console_sessions, "

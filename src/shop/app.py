@@ -31,7 +31,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import shop
-from shop import jobs  # noqa: F401  (binds every task to the Procrastinate app, so services can defer)
 from shop.accounts.controllers import routes as account_routes
 from shop.accounts.security import JWTAuthMiddleware
 from shop.cache import Cache, create_cache
@@ -52,6 +51,7 @@ from shop.ops.strict import StrictInputMiddleware
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
 from shop.settings import Settings
+from shop.tasks import bind_tasks
 
 __all__ = ["create_app"]
 
@@ -138,6 +138,7 @@ async def _warn_if_unreachable(engine: AsyncEngine, url: str) -> None:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    bind_tasks()  # services defer the domains' tasks by name
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -104,8 +104,10 @@ def worker(concurrency: int) -> None:
     """Run a Procrastinate worker; SIGTERM lets it finish its current jobs first."""
     from shop.jobs import run_worker
     from shop.ops.logging import configure_logging
+    from shop.tasks import bind_tasks
 
     settings = load_settings()
+    bind_tasks()
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
     asyncio.run(run_worker(settings, concurrency=concurrency))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,10 @@ def _is_local(url: URL) -> bool:
     return all(h in _LOCAL_HOSTS or h.startswith(("/", "127.")) for h in hosts)
 
 
+def _unique_statement_name() -> str:
+    return f"__shop_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """The async engine; the pool is sized by ``DB_POOL_SIZE`` / ``DB_MAX_OVERFLOW``.
 
@@ -83,6 +88,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     To a loopback address or a unix socket that buys nothing and costs a
     round trip and an SSL context per connection, so it is off there unless
     the URL asks for it (``?ssl=...`` / ``?sslmode=...``).
+
+    ``DB_PREPARED_STATEMENT_CACHE_SIZE=0`` is for a PgBouncer in transaction pooling
+    (docs/deployment.md): both asyncpg's and SQLAlchemy's statement caches are off and
+    each statement gets a unique name, so none is looked up on a server connection that
+    never prepared it.
     """
     url = make_url(settings.url)
     connect_args: dict[str, Any] = {
@@ -96,6 +106,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     }
     if "ssl" not in url.query and "sslmode" not in url.query and _is_local(url):
         connect_args["ssl"] = False
+    if settings.prepared_statement_cache_size == 0:
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+    else:
+        connect_args["statement_cache_size"] = settings.prepared_statement_cache_size
     engine = create_async_engine(
         url,
         pool_size=settings.pool_size,

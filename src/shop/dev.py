@@ -166,6 +166,9 @@ def _run(
     from shop.app import create_app
     from shop.jobs import run_worker
     from shop.migrations import upgrade
+    from shop.tasks import bind_tasks
+
+    bind_tasks()
 
     embedded = None
     if "placeholder" not in settings.database.url:

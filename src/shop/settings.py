@@ -89,6 +89,13 @@ def _delays(env: Mapping[str, str], name: str, default: str) -> tuple[float, ...
     return delays
 
 
+def _currency(env: Mapping[str, str]) -> str:
+    raw = env.get("CURRENCY", "").strip() or "EUR"
+    if len(raw) != 3 or not raw.isalpha() or not raw.isupper():
+        raise ConfigError(f"CURRENCY: expected an ISO 4217 code like EUR or USD, got {raw!r}")
+    return raw
+
+
 def _database_url(raw: str) -> str:
     """Accept the usual ``postgresql://`` spelling and use the asyncpg driver."""
     for prefix in (
@@ -151,6 +158,10 @@ class DatabaseSettings:
     """Seconds a request waits for a pooled connection before it gets a 503."""
     connect_timeout: float = 5.0
     statement_timeout_ms: int = 15_000
+    prepared_statement_cache_size: int = 100
+    """asyncpg's per-connection cache of prepared statements; 0 turns it off, which a
+    PgBouncer in transaction pooling needs (a statement prepared on one server connection
+    does not exist on the next one)."""
 
     @property
     def libpq_url(self) -> str:
@@ -192,8 +203,17 @@ class JobSettings:
     webhook_timeout: float = 10.0
     smtp_url: str | None = None
     shop_name: str = "shop"
-    stalled_after_seconds: int = 60
-    """A job whose worker sent no heartbeat for this long is retried by another worker."""
+    shop_address: str = ""
+    """The seller's postal address, printed under the shop name on invoices."""
+    currency: str = "EUR"
+    """ISO 4217 code of every amount; printed on invoices."""
+    retention_days: int = 7
+    """Finished jobs (succeeded, failed, cancelled) and their events are deleted after this."""
+    webhook_log_retention_days: int = 90
+    """Webhook delivery attempts are deleted after this; the events themselves stay."""
+    stalled_after_seconds: int = 30
+    """A job whose worker died is retried by another worker within this (at least 20 s;
+    see `shop.jobs.stale_heartbeat_seconds`)."""
     webhook_retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
     """Seconds before each retry of a failed webhook delivery; one entry per retry."""
     mail_from: str = "shop@localhost"
@@ -299,6 +319,7 @@ class Settings:
             pool_timeout=_float(env, "DB_POOL_TIMEOUT", 5.0),
             connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 5.0),
             statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=100),
+            prepared_statement_cache_size=_int(env, "DB_PREPARED_STATEMENT_CACHE_SIZE", 100),
         )
 
         cache = CacheSettings(
@@ -336,7 +357,11 @@ class Settings:
             webhook_timeout=_float(env, "WEBHOOK_TIMEOUT", 10.0),
             smtp_url=env.get("SMTP_URL", "").strip() or None,
             shop_name=env.get("SHOP_NAME", "shop"),
-            stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 60, minimum=5),
+            shop_address=env.get("SHOP_ADDRESS", "").strip(),
+            currency=_currency(env),
+            retention_days=_int(env, "JOB_RETENTION_DAYS", 7, minimum=1),
+            webhook_log_retention_days=_int(env, "WEBHOOK_LOG_RETENTION_DAYS", 90, minimum=1),
+            stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 30, minimum=20),
             webhook_retry_delays=_delays(env, "WEBHOOK_RETRY_DELAYS", "10,60,300"),
             mail_from=env.get("MAIL_FROM", "").strip() or "shop@localhost",
         )

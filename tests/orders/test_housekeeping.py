@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.jobs import defer
 from shop.orders.models import IdempotencyRecord
-from shop.orders.tasks import purge_idempotency_records
 from shop.settings import Settings
 from tests.orders.jobs_support import eventually, running_worker
 from tests.support.factories import make_user
@@ -24,7 +23,7 @@ async def test_purge_deletes_only_expired_idempotency_records(
         ),
         {"user": user.id},
     )
-    await defer(db, purge_idempotency_records, timestamp=0)
+    await defer(db, "orders:purge_idempotency_records", timestamp=0)
     await db.commit()
 
     async def only_fresh_left() -> list[str] | None:

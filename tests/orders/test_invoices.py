@@ -189,9 +189,8 @@ async def test_running_the_job_twice_keeps_one_invoice_and_one_number(
     async with running_worker(settings):
         first = await eventually(lambda: stored_invoice(db, order.id))
         from shop.jobs import defer
-        from shop.orders.tasks import generate_invoice
 
-        await defer(db, generate_invoice, order_id=order.id)
+        await defer(db, "orders:generate_invoice", order_id=order.id)
         await db.commit()
 
         async def both_done() -> bool:
@@ -279,3 +278,33 @@ async def test_invoice_is_mailed_through_smtp_with_the_pdf_attached(
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == f"invoice-{invoice.number}.pdf"
     assert attachment.get_payload(decode=True) == invoice.pdf
+
+
+def test_invoice_shows_seller_address_currency_and_cyrillic_names_in_a_few_kilobytes() -> None:
+    pdf = render_invoice_pdf(
+        InvoiceDocument(
+            shop_name="Лавка",
+            number="2026-000043",
+            issued_on=date(2026, 12, 1),
+            order_id=8,
+            order_date=date(2026, 11, 30),
+            customer_name="Анна Каренина",
+            customer_email="anna@example.com",
+            lines=[
+                InvoiceLine("Чайник", 1, Decimal("25.00")),
+                InvoiceLine("Desk lamp", 2, Decimal("24.50")),
+                InvoiceLine("Écharpe € edition", 3, Decimal("1.50")),
+            ],
+            total=Decimal("78.50"),
+            seller_address="1 Rue de Rivoli, 75001 Paris, France",
+            currency="RUB",
+        )
+    )
+
+    text = pdf_text(pdf)
+    assert "Лавка" in text and "Анна Каренина" in text
+    assert "1 Rue de Rivoli, 75001 Paris, France" in text
+    assert "Currency: RUB" in text and "Total 78.50 RUB" in text
+    assert "Чайник 1 25.00 25.00" in text and "Écharpe € edition 3 1.50 4.50" in text
+    # Standard fonts for Latin text, one small embedded subset for the rest (was 44 KB).
+    assert len(pdf) <= 8 * 1024

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop.jobs import run_worker
 from shop.orders.models import Order, OrderStatus, WebhookAttempt, WebhookEvent
 from shop.orders.webhooks import enqueue_shipped
 from shop.settings import Settings
@@ -24,6 +28,7 @@ from tests.support.servers import free_port
 
 SECRET = "whsec-test-secret"
 FAST_RETRIES = "0.05,0.1,0.15"
+SCHEDULING_SLACK = 0.6
 
 
 def hook_settings(postgres_url: str, memcached: Any, url: str | None, **env: str) -> Settings:
@@ -177,13 +182,12 @@ async def test_running_the_job_again_does_not_send_a_delivered_event_twice(
     db: AsyncSession, postgres_url: str, memcached: Any, receiver: Receiver
 ) -> None:
     from shop.jobs import defer
-    from shop.orders.tasks import notify_shipped
 
     settings = hook_settings(postgres_url, memcached, receiver.url)
     _, event_id = await ship(db)
     async with running_worker(settings):
         await eventually(lambda: settled(db, event_id))
-        await defer(db, notify_shipped, event_id=str(event_id))
+        await defer(db, "orders:notify_shipped", event_id=str(event_id))
         await db.commit()
 
         async def second_run_done() -> bool:
@@ -296,3 +300,29 @@ async def test_customers_cannot_see_or_resend_deliveries(
     response = await client.request(method, path, headers=auth_headers(settings, customer))
 
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("receiver", [[500, 500, 200]], indirect=True)
+async def test_retries_come_after_their_configured_delays_within_20_percent(
+    db: AsyncSession, postgres_url: str, memcached: Any, receiver: Receiver
+) -> None:
+    settings = hook_settings(postgres_url, memcached, receiver.url, WEBHOOK_RETRY_DELAYS="1,2")
+    _, event_id = await ship(db)
+
+    # The production worker loop (`shop worker`), not the test helper's faster polling.
+    worker = asyncio.create_task(run_worker(settings, install_signal_handlers=False))
+    try:
+        event = await eventually(lambda: settled(db, event_id))
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+    arrivals = [request.at for request in receiver.requests]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert event.outcome == "delivered"
+    assert len(gaps) == 2
+    # Within 20 % on a quiet machine (polling 0.1 s, delay counted from the attempt); the
+    # slack is for a shared CI machine, where the worker may wait for a core. Never early.
+    for gap, delay in zip(gaps, (1.0, 2.0), strict=True):
+        assert delay * 0.8 <= gap <= delay * 1.2 + SCHEDULING_SLACK, gaps

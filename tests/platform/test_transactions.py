@@ -11,7 +11,6 @@ from sqlalchemy import func, select, text
 
 from shop.accounts.models import User
 from shop.jobs import defer
-from shop.orders.tasks import generate_invoice
 from tests.support.factories import UserFactory
 
 
@@ -32,7 +31,7 @@ async def test_change_and_job_commit_together(session_maker):
     async with session_maker() as session, session.begin():
         session.add(UserFactory.build())
         await session.flush()
-        job_id = await defer(session, generate_invoice, order_id=41)
+        job_id = await defer(session, "orders:generate_invoice", order_id=41)
 
     assert await _counts(session_maker) == (1, 1)
     async with session_maker() as session:
@@ -55,7 +54,7 @@ async def test_change_and_job_roll_back_together(session_maker):
         async with session_maker() as session, session.begin():
             session.add(UserFactory.build())
             await session.flush()
-            await defer(session, generate_invoice, order_id=42)
+            await defer(session, "orders:generate_invoice", order_id=42)
             raise Boom
 
     assert await _counts(session_maker) == (0, 0)

@@ -1,7 +1,7 @@
 """console: staff sign-in sessions and the audit trail
 
 Revision ID: 0005_console
-Revises: 2026_12_01_03
+Revises: 0004_jobs
 Create Date: 2026-12-01 00:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_console"
-down_revision = "2026_12_01_03"
+down_revision = "0004_jobs"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ counters whose window and block are over. Both are also cleaned up on use
 (a login deletes the user's expired families; an expired family presented at
 refresh is deleted), so this only bounds the tables' growth. Safe to run twice.
 
-Register with ``app.add_tasks_from(accounts_tasks.bp, namespace="accounts")``.
+`shop.tasks.bind_tasks` binds this blueprint under the ``accounts`` namespace.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import procrastinate
 
 from shop.accounts.services import purge_expired
+from shop.jobs import HOUSEKEEPING_QUEUE, resources_of
 
 __all__ = ["bp", "purge_expired_sessions"]
 
@@ -25,10 +26,8 @@ bp = procrastinate.Blueprint()
 
 
 @bp.periodic(cron="23 * * * *")
-@bp.task(name="purge_expired_sessions", pass_context=True, queue="housekeeping")
+@bp.task(name="purge_expired_sessions", pass_context=True, queue=HOUSEKEEPING_QUEUE)
 async def purge_expired_sessions(context: procrastinate.JobContext, timestamp: int) -> None:
-    from shop.jobs import resources_of
-
     resources = resources_of(context)
     families, counters = await purge_expired(resources.session_maker, resources.settings)
     if families or counters:

@@ -41,16 +41,16 @@ async def _database(state: State) -> Check:
     return Check("ok")
 
 
+# Workers beat every 5 s (shop.jobs.HEARTBEAT_SECONDS): one silent for three beats is gone.
+# A killed worker keeps its row until another worker prunes it, so only fresh beats count.
+_LIVE_WORKERS = text(
+    "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '15 seconds'"
+)
+
+
 async def _queue(state: State) -> Check:
     async with state.engine.connect() as conn:
-        workers = (
-            await conn.execute(
-                text(
-                    "SELECT count(*) FROM procrastinate_workers "
-                    "WHERE last_heartbeat > now() - interval '1 minute'"
-                )
-            )
-        ).scalar_one()
+        workers = (await conn.execute(_LIVE_WORKERS)).scalar_one()
     return Check("ok", f"{workers} active worker(s)")
 
 

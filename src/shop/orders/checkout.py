@@ -22,11 +22,11 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import shop.jobs  # noqa: F401  registers generate_invoice under its namespaced name
 from shop.accounts.security import CurrentUser
 from shop.cache import PRODUCTS, Cache
 from shop.db import after_commit
 from shop.errors import InvalidInput
+from shop.jobs import task_job
 from shop.orders import schemas
 from shop.orders.models import OrderStatus
 from shop.orders.repositories import BasketLine, CheckoutRepository, JobToDefer, LockedProduct
@@ -37,7 +37,6 @@ from shop.orders.services import (
     ProductNotFound,
     ProductUnavailable,
 )
-from shop.orders.tasks import generate_invoice
 from shop.schemas import money
 from shop.settings import Settings
 
@@ -196,7 +195,7 @@ def _product(line: BasketLine) -> LockedProduct:
 
 def _invoice_job() -> JobToDefer:
     """The invoice job as Procrastinate would defer it (queue, name, retry lock...)."""
-    job = generate_invoice.configure().job
+    job = task_job("orders:generate_invoice")
     return JobToDefer(
         queue_name=job.queue,
         task_name=job.task_name,

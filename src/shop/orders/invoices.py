@@ -16,30 +16,23 @@ its own transaction, so a second run neither renumbers nor re-renders:
 
 from __future__ import annotations
 
-import io
 import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-from sqlalchemy import select, text
-from sqlalchemy.orm import selectinload
+from sqlalchemy import insert, select, text, update
 
 from shop.accounts.models import User
 from shop.errors import NotFound
+from shop.jobs import defer
+from shop.orders.invoice_pdf import (
+    InvoiceDocument,
+    InvoiceLine,
+    prepare_fonts,
+    render_invoice_pdf,
+)
 from shop.orders.mailer import Attachment, send_mail
 from shop.orders.models import Invoice, Order
-from shop.schemas import money
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +41,8 @@ if TYPE_CHECKING:
     from shop.settings import JobSettings
 
 __all__ = [
+    "InvoiceDocument",
+    "InvoiceLine",
     "InvoiceNotReady",
     "OrderNotFound",
     "enqueue_invoice",
@@ -75,10 +70,7 @@ class InvoiceNotReady(NotFound):
 
 async def enqueue_invoice(session: AsyncSession, order_id: int) -> int:
     """Defer the invoice job of ``order_id`` in the caller's transaction (the order's creation)."""
-    from shop.jobs import defer
-    from shop.orders.tasks import generate_invoice
-
-    return await defer(session, generate_invoice, order_id=order_id)
+    return await defer(session, "orders:generate_invoice", order_id=order_id)
 
 
 def invoice_filename(invoice: Invoice) -> str:
@@ -98,10 +90,31 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
 
 # --- numbering and storing -------------------------------------------------------------------
 
-_NEXT_NUMBER = text(
-    "INSERT INTO invoice_counters (year, last_number) VALUES (:year, 1) "
-    "ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1 "
-    "RETURNING last_number"
+# One round trip reads what the invoice shows and takes its number: the counter is
+# incremented only when the order exists and has no invoice yet (a data-modifying CTE runs
+# whether or not its rows are read, hence the `target` guard). The counter's row lock is then
+# held through the rendering until the caller commits, as the gap-free numbering requires.
+_ORDER_AND_NUMBER = text(
+    """
+    WITH target AS MATERIALIZED (
+        SELECT o.id FROM orders o
+        WHERE o.id = :order_id
+          AND NOT EXISTS (SELECT 1 FROM invoices v WHERE v.order_id = o.id)
+    ), n AS (
+        INSERT INTO invoice_counters (year, last_number)
+        SELECT :year, 1 FROM target
+        ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1
+        RETURNING last_number
+    )
+    SELECT o.created_at, o.total_price, u.username, u.email,
+           i.product_name, i.quantity, i.price_at_purchase,
+           (SELECT last_number FROM n) AS sequence
+    FROM orders o
+    JOIN users u ON u.id = o.user_id
+    JOIN order_items i ON i.order_id = o.id
+    WHERE o.id = :order_id
+    ORDER BY i.id
+    """
 )
 
 
@@ -109,41 +122,63 @@ def format_number(year: int, sequence: int) -> str:
     return f"{year}-{sequence:06d}"
 
 
-async def issue_invoice(session: AsyncSession, order_id: int, shop_name: str) -> Invoice | None:
-    """Number, render and add the invoice of ``order_id`` unless it has one; the caller commits.
+async def issue_invoice(
+    session: AsyncSession, order_id: int, settings: JobSettings
+) -> Invoice | None:
+    """Number, render and insert the invoice of ``order_id`` unless it has one; the caller commits.
 
-    Returns None when the order does not exist.
+    Returns None when the order does not exist, the stored invoice when it has one, and
+    otherwise the new invoice (inserted with Core: the returned object is not in the session).
+    Without ``SMTP_URL`` "mailing" is the job's log line, which cannot fail, so the invoice
+    is stored as mailed in the same transaction and `mail_invoice` has nothing left to do.
     """
-    existing = await session.get(Invoice, order_id)
-    if existing is not None:
-        return existing
-    order = await session.scalar(
-        select(Order).where(Order.id == order_id).options(selectinload(Order.items))
-    )
-    if order is None:
-        return None
-    customer = await session.get_one(User, order.user_id)
+    await prepare_fonts()  # before the counter's row lock is taken
     issued_at = datetime.now(UTC)
-    sequence = (await session.execute(_NEXT_NUMBER, {"year": issued_at.year})).scalar_one()
-    number = format_number(issued_at.year, sequence)
+    rows = (
+        await session.execute(_ORDER_AND_NUMBER, {"order_id": order_id, "year": issued_at.year})
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    if first.sequence is None:
+        return await session.get(Invoice, order_id)
+    number = format_number(issued_at.year, first.sequence)
     document = InvoiceDocument(
-        shop_name=shop_name,
+        shop_name=settings.shop_name,
+        seller_address=settings.shop_address,
+        currency=settings.currency,
         number=number,
         issued_on=issued_at.date(),
-        order_id=order.id,
-        order_date=order.created_at.date(),
-        customer_name=customer.username,
-        customer_email=customer.email,
-        lines=[
-            InvoiceLine(item.product_name, item.quantity, item.price_at_purchase)
-            for item in order.items
-        ],
-        total=order.total_price,
+        order_id=order_id,
+        order_date=first.created_at.date(),
+        customer_name=first.username,
+        customer_email=first.email,
+        lines=[InvoiceLine(row.product_name, row.quantity, row.price_at_purchase) for row in rows],
+        total=first.total_price,
     )
-    invoice = Invoice(order_id=order.id, number=number, pdf=render_invoice_pdf(document))
-    session.add(invoice)
-    await session.flush()
+    invoice = Invoice(
+        order_id=order_id,
+        number=number,
+        pdf=render_invoice_pdf(document),
+        emailed_at=None if settings.smtp_url else issued_at,
+    )
+    await session.execute(
+        insert(Invoice).values(
+            order_id=invoice.order_id,
+            number=invoice.number,
+            pdf=invoice.pdf,
+            emailed_at=invoice.emailed_at,
+        )
+    )
     return invoice
+
+
+_INVOICE_TO_MAIL = (
+    select(Invoice.number, Invoice.pdf, Invoice.emailed_at, User.email)
+    .join(Order, Order.id == Invoice.order_id)
+    .join(User, User.id == Order.user_id)
+    .with_for_update(of=Invoice)
+)
 
 
 async def mail_invoice(
@@ -151,175 +186,23 @@ async def mail_invoice(
 ) -> None:
     """E-mail the stored invoice to the customer unless that was done already."""
     async with session_maker() as session:
-        invoice = await session.get(Invoice, order_id, with_for_update=True)
-        if invoice is None or invoice.emailed_at is not None:
-            return
-        recipient = await session.scalar(
-            select(User.email).join(Order, Order.user_id == User.id).where(Order.id == order_id)
-        )
-        if recipient is None:
-            return
         # The row lock keeps a concurrent run of the same job from mailing twice.
+        row = (
+            await session.execute(_INVOICE_TO_MAIL.where(Invoice.order_id == order_id))
+        ).one_or_none()
+        if row is None or row.emailed_at is not None:
+            return
         await send_mail(
             settings,
-            to=recipient,
-            subject=f"{settings.shop_name}: invoice {invoice.number} for order #{order_id}",
+            to=row.email,
+            subject=f"{settings.shop_name}: invoice {row.number} for order #{order_id}",
             body=(
                 f"Thank you for your order #{order_id}.\n"
-                f"Your invoice {invoice.number} is attached.\n\n{settings.shop_name}\n"
+                f"Your invoice {row.number} is attached.\n\n{settings.shop_name}\n"
             ),
-            attachment=Attachment(filename=invoice_filename(invoice), content=invoice.pdf),
+            attachment=Attachment(filename=f"invoice-{row.number}.pdf", content=row.pdf),
         )
-        invoice.emailed_at = datetime.now(UTC)
+        await session.execute(
+            update(Invoice).where(Invoice.order_id == order_id).values(emailed_at=datetime.now(UTC))
+        )
         await session.commit()
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceLine:
-    name: str
-    quantity: int
-    unit_price: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.unit_price * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceDocument:
-    shop_name: str
-    number: str
-    issued_on: date
-    order_id: int
-    order_date: date
-    customer_name: str
-    customer_email: str
-    lines: list[InvoiceLine]
-    total: Decimal
-
-
-_FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-)
-
-
-def _fonts() -> tuple[str, str]:
-    """A Unicode TrueType font if the system has one (names in any script), else Helvetica."""
-    if "ShopSans" in pdfmetrics.getRegisteredFontNames():
-        return "ShopSans", "ShopSans-Bold"
-    for candidate in _FONT_CANDIDATES:
-        regular = Path(candidate)
-        bold = regular.with_name("DejaVuSans-Bold.ttf")
-        if regular.exists() and bold.exists():
-            pdfmetrics.registerFont(TTFont("ShopSans", str(regular)))
-            pdfmetrics.registerFont(TTFont("ShopSans-Bold", str(bold)))
-            return "ShopSans", "ShopSans-Bold"
-    return "Helvetica", "Helvetica-Bold"
-
-
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render_invoice_pdf(document: InvoiceDocument) -> bytes:
-    """An A4 invoice; the items table breaks across pages and repeats its header on each."""
-    regular, bold = _fonts()
-    body = ParagraphStyle("body", fontName=regular, fontSize=10, leading=13)
-    right = ParagraphStyle("right", parent=body, alignment=TA_RIGHT)
-    title = ParagraphStyle("title", parent=body, fontName=bold, fontSize=20, leading=24)
-    heading = ParagraphStyle("heading", parent=body, fontName=bold, fontSize=14, leading=18)
-
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=18 * mm,
-        bottomMargin=20 * mm,
-        title=f"Invoice {document.number}",
-        author=document.shop_name,
-    )
-
-    header = Table(
-        [
-            [
-                Paragraph(_escape(document.shop_name), title),
-                Paragraph(f"Invoice {document.number}", heading),
-            ],
-            [
-                Paragraph(
-                    f"<b>Bill to</b><br/>{_escape(document.customer_name)}<br/>"
-                    f"{_escape(document.customer_email)}",
-                    body,
-                ),
-                Paragraph(
-                    f"Invoice date: {document.issued_on.isoformat()}<br/>"
-                    f"Order: #{document.order_id}<br/>"
-                    f"Order date: {document.order_date.isoformat()}",
-                    right,
-                ),
-            ],
-        ],
-        colWidths=[pdf.width * 0.55, pdf.width * 0.45],
-    )
-    header.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                ("BOTTOMPADDING", (0, 0), (-1, 0), 10),
-                ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
-            ]
-        )
-    )
-
-    rows: list[list[Any]] = [["Item", "Quantity", "Unit price", "Line total"]]
-    for line in document.lines:
-        rows.append(
-            [
-                Paragraph(_escape(line.name), body),
-                str(line.quantity),
-                money(line.unit_price),
-                money(line.total),
-            ]
-        )
-    rows.append(["", "", "Total", money(document.total)])
-    items = Table(
-        rows,
-        colWidths=[pdf.width * 0.52, pdf.width * 0.14, pdf.width * 0.17, pdf.width * 0.17],
-        repeatRows=1,
-    )
-    items.setStyle(
-        TableStyle(
-            [
-                ("FONTNAME", (0, 0), (-1, -1), regular),
-                ("FONTNAME", (0, 0), (-1, 0), bold),
-                ("FONTNAME", (0, -1), (-1, -1), bold),
-                ("FONTSIZE", (0, 0), (-1, -1), 10),
-                ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
-                ("LINEBELOW", (0, 1), (-1, -2), 0.25, colors.lightgrey),
-                ("LINEABOVE", (2, -1), (-1, -1), 0.8, colors.black),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
-            ]
-        )
-    )
-
-    def footer(canvas: Any, doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(regular, 8)
-        canvas.drawString(
-            pdf.leftMargin, 10 * mm, f"{document.shop_name} - invoice {document.number}"
-        )
-        canvas.drawRightString(pdf.leftMargin + pdf.width, 10 * mm, f"Page {doc.page}")
-        canvas.restoreState()
-
-    pdf.build([header, Spacer(1, 10 * mm), items], onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()

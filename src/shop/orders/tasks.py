@@ -1,18 +1,14 @@
-"""Background jobs of the orders domain (invoice, shipped webhook), and queue housekeeping.
+"""Background jobs of the orders domain: invoice, shipped webhook, and its housekeeping.
 
-Each task takes ids, opens its own session and is safe to run twice.
-
-Crashed workers: a job stays ``doing`` when its worker dies. Every 5 seconds
-`retry_stalled_jobs` (a periodic task, run by whichever worker gets it) puts
-back to ``todo`` every ``doing`` job whose worker sent no heartbeat for
-``JOB_STALLED_AFTER_SECONDS`` (default 60 s; workers beat every 5 s, so keep it
-well above 5). The job then runs again on a live worker, which is harmless
-because every task here is idempotent.
+Each task takes ids, opens its own session and is safe to run twice (a job whose worker
+died is run again, see `shop.jobs`). `shop.tasks.bind_tasks` binds this blueprint under the
+``orders`` namespace; the domain defers by name (``orders:generate_invoice``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,11 +17,11 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from sqlalchemy.exc import IntegrityError
 
+from shop.jobs import HOUSEKEEPING_QUEUE, resources_of
+
 bp = procrastinate.Blueprint()
 
 logger = logging.getLogger("shop.tasks")
-
-HOUSEKEEPING_QUEUE = "housekeeping"
 
 
 class RetryLater(Exception):
@@ -58,13 +54,12 @@ class RetryWhenAsked(BaseRetryStrategy):
 )
 async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> None:
     """Render, store and e-mail the invoice of ``order_id`` (see orders/invoices.py)."""
-    from shop.jobs import resources_of
     from shop.orders.invoices import issue_invoice, mail_invoice
 
     resources = resources_of(context)
     async with resources.session_maker() as session:
         try:
-            invoice = await issue_invoice(session, order_id, resources.settings.jobs.shop_name)
+            invoice = await issue_invoice(session, order_id, resources.settings.jobs)
             await session.commit()
         except IntegrityError:
             # A concurrent run of this job stored the invoice first; its number stands.
@@ -75,21 +70,24 @@ async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> 
                 logger.warning("invoice: order %s does not exist", order_id)
                 return
             logger.info(
-                "invoice %s stored for order %s (%d bytes)",
+                "invoice %s stored for order %s (%d bytes)%s",
                 invoice.number,
                 order_id,
                 len(invoice.pdf),
+                "" if resources.settings.jobs.smtp_url else "; not e-mailed (no SMTP_URL)",
             )
+            if invoice.emailed_at is not None:
+                return
     await mail_invoice(resources.session_maker, resources.settings.jobs, order_id)
 
 
 @bp.task(name="notify_shipped", pass_context=True, queue="webhooks", retry=RetryWhenAsked())
 async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> None:
     """Deliver one shipped-order webhook event (see orders/webhooks.py)."""
-    from shop.jobs import resources_of
     from shop.orders.webhooks import RETRYING, deliver
 
     resources = resources_of(context)
+    started = time.monotonic()
     result = await deliver(
         resources.session_maker,
         resources.http,
@@ -98,33 +96,15 @@ async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> No
         retries_done=context.job.attempts,
     )
     if result.outcome == RETRYING and result.retry_in is not None:
-        raise RetryLater(f"webhook {event_id} not delivered yet", delay=result.retry_in)
-
-
-@bp.periodic(cron="* * * * * */5")
-@bp.task(name="retry_stalled_jobs", pass_context=True, queue=HOUSEKEEPING_QUEUE)
-async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
-    """Requeue jobs whose worker stopped sending heartbeats (it crashed or was killed)."""
-    from shop.jobs import resources_of
-
-    threshold = resources_of(context).settings.jobs.stalled_after_seconds
-    manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=threshold):
-        if job.id == context.job.id:
-            continue
-        logger.warning(
-            "retrying stalled job %s (%s) of worker %s", job.id, job.task_name, job.worker_id
-        )
-        await manager.retry_job(job)
-    # This task runs every few seconds: keep only the last hour of its own finished runs.
-    await manager.delete_old_jobs(nb_hours=1, queue=HOUSEKEEPING_QUEUE)
+        # The delay counts from the attempt, not from the end of its bookkeeping.
+        delay = max(0.0, result.retry_in - (time.monotonic() - started))
+        raise RetryLater(f"webhook {event_id} not delivered yet", delay=delay)
 
 
 @bp.periodic(cron="41 * * * *")
 @bp.task(name="purge_idempotency_records", pass_context=True, queue=HOUSEKEEPING_QUEUE)
 async def purge_idempotency_records(context: procrastinate.JobContext, timestamp: int) -> None:
     """Hourly: delete Idempotency-Key records older than their 24 h retention (safe to repeat)."""
-    from shop.jobs import resources_of
     from shop.orders.idempotency import RETENTION_HOURS
     from shop.orders.repositories import IdempotencyRepository
 
@@ -141,4 +121,18 @@ __all__ = [
     "generate_invoice",
     "notify_shipped",
     "purge_idempotency_records",
+    "purge_webhook_attempts",
 ]
+
+
+@bp.periodic(cron="53 * * * *")
+@bp.task(name="purge_webhook_attempts", pass_context=True, queue=HOUSEKEEPING_QUEUE)
+async def purge_webhook_attempts(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Hourly: delete webhook delivery attempts older than ``WEBHOOK_LOG_RETENTION_DAYS``."""
+    from shop.orders.webhooks import purge_attempts
+
+    resources = resources_of(context)
+    async with resources.session_maker.begin() as session:
+        deleted = await purge_attempts(session, resources.settings.jobs.webhook_log_retention_days)
+    if deleted:
+        logger.info("purged %s old webhook delivery attempts", deleted)

@@ -28,12 +28,14 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from shop.errors import Conflict, NotFound
+from shop.jobs import defer
 from shop.orders.models import WebhookAttempt, WebhookEvent
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ __all__ = [
     "deliver",
     "enqueue_shipped",
     "list_deliveries",
+    "purge_attempts",
     "redeliver",
     "sign",
 ]
@@ -86,9 +89,6 @@ async def enqueue_shipped(session: AsyncSession, order: Order) -> uuid.UUID:
     Returns the event id. The caller (the order lifecycle service) must call this in the same
     transaction as the status change; nothing is committed here.
     """
-    from shop.jobs import defer
-    from shop.orders.tasks import notify_shipped
-
     event_id = uuid.uuid4()
     session.add(
         WebhookEvent(
@@ -105,7 +105,7 @@ async def enqueue_shipped(session: AsyncSession, order: Order) -> uuid.UUID:
         )
     )
     await session.flush()
-    await defer(session, notify_shipped, event_id=str(event_id))
+    await defer(session, "orders:notify_shipped", event_id=str(event_id))
     return event_id
 
 
@@ -292,11 +292,19 @@ async def attempts_of(
     return grouped
 
 
+async def purge_attempts(session: AsyncSession, retention_days: int) -> int:
+    """Delete delivery attempts older than ``retention_days``; the events (what was sent and
+    how it ended) stay with their order."""
+    result = await session.execute(
+        delete(WebhookAttempt).where(
+            WebhookAttempt.at < func.now() - timedelta(days=retention_days)
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def redeliver(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
     """Send a failed or skipped event again with the same event id, in the caller's transaction."""
-    from shop.jobs import defer
-    from shop.orders.tasks import notify_shipped
-
     event = await session.get(WebhookEvent, event_id, with_for_update=True)
     if event is None:
         raise DeliveryNotFound
@@ -307,5 +315,5 @@ async def redeliver(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
     event.outcome = Outcome.PENDING
     await session.flush()
     await session.refresh(event)  # updated_at is set by the database
-    await defer(session, notify_shipped, event_id=str(event_id))
+    await defer(session, "orders:notify_shipped", event_id=str(event_id))
     return event

@@ -1,0 +1,53 @@
+"""What the shop relies on in Procrastinate beyond its public API, and why.
+
+* ``DEFER_JOBS_QUERY`` (``procrastinate.sql.queries["defer_jobs"]``): Procrastinate has no
+  asyncpg connector, so `shop.jobs.ShopConnector` recognises this query when a task is
+  deferred on a SQLAlchemy session and runs the equivalent itself, in the request's
+  transaction (a job exists if and only if the change that caused it committed).
+* ``procrastinate_defer_jobs_v1(procrastinate_job_to_defer_v1[])``: the SQL function that
+  query calls. The session path above and the checkout statement
+  (``orders/repositories.py``, which inserts an order and its invoice job in one
+  statement) call it directly. Procrastinate versions its SQL functions (``_v1``): a new
+  version would come with a migration of ours.
+* `forget_external_pool`: ``PsycopgConnector`` keeps a pool it was given after closing (it
+  is not its to close), so a second worker in the same process (tests, `shop dev`, the
+  worker reconnecting after a database restart) would get the closed pool. Setting the
+  private ``_async_pool`` back to None makes the next ``open_async(pool=...)`` take the new
+  one.
+
+tests/platform/test_compat.py checks each against the installed library and schema;
+pyproject.toml bounds procrastinate's version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate import sql as pq_sql
+
+__all__ = [
+    "DEFER_JOBS_FUNCTION",
+    "DEFER_JOBS_QUERY",
+    "JOB_TO_DEFER_FIELDS",
+    "JOB_TO_DEFER_TYPE",
+    "forget_external_pool",
+]
+
+DEFER_JOBS_QUERY: str = pq_sql.queries["defer_jobs"]
+
+DEFER_JOBS_FUNCTION = "procrastinate_defer_jobs_v1"
+JOB_TO_DEFER_TYPE = "procrastinate_job_to_defer_v1"
+JOB_TO_DEFER_FIELDS = (
+    "queue_name",
+    "task_name",
+    "priority",
+    "lock",
+    "queueing_lock",
+    "args",
+    "scheduled_at",
+)
+"""The composite type's attributes, in order (a ROW(...) literal relies on the order)."""
+
+
+def forget_external_pool(connector: Any) -> None:
+    connector._async_pool = None

@@ -1,0 +1,30 @@
+"""The composition point of background jobs: every domain's tasks bound to the job platform.
+
+`shop.jobs` knows no domain; each domain exports a `procrastinate.Blueprint`. The processes
+that defer or run jobs bind them here before they do: `create_app` (the API defers),
+``shop worker`` and ``shop dev`` (they run jobs). A name is ``<namespace>:<task>``, e.g.
+``orders:generate_invoice``; tests/platform/test_tasks_registry.py checks that every name
+deferred anywhere in the code is bound here.
+"""
+
+from __future__ import annotations
+
+import procrastinate
+
+from shop import jobs
+from shop.accounts import tasks as accounts_tasks
+from shop.orders import tasks as orders_tasks
+
+__all__ = ["BLUEPRINTS", "bind_tasks"]
+
+BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
+    "orders": orders_tasks.bp,
+    "accounts": accounts_tasks.bp,
+}
+
+
+def bind_tasks() -> procrastinate.App:
+    """Bind every domain's blueprint (safe to call again) and return the job app."""
+    for namespace, blueprint in BLUEPRINTS.items():
+        jobs.bind(blueprint, namespace)
+    return jobs.app
