@@ -4,6 +4,7 @@
     shop worker [--concurrency]            run a Procrastinate worker
     shop database upgrade                  apply migrations (idempotent)
     shop users create --email --username --password [--staff]
+    shop import django SOURCE_URL [--dry-run --invoices ...]
     shop dev                               everything in one process, embedded PostgreSQL
 
 Settings come from the environment (`Settings.from_env`); a bad value stops
@@ -166,6 +167,64 @@ def users_create(
             + "".join(f"\n  {e.get('field')}: {e.get('message')}" for e in exc.errors or [])
         )
     click.echo(f"created {'staff ' if staff else ''}user {username} <{email}> with id {user_id}")
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring data over from another system."""
+
+
+@import_.command("django")
+@click.argument("source_url")
+@click.option("--dry-run", is_flag=True, help="read and check everything, write nothing")
+@click.option(
+    "--email-twins",
+    type=click.Choice(["stop", "keep-latest"]),
+    default="stop",
+    show_default=True,
+    help="users whose e-mails differ only by case: stop, or keep the most recently active one",
+)
+@click.option(
+    "--unknown-category",
+    default="home",
+    show_default=True,
+    type=click.Choice(["electronics", "clothing", "books", "home", "sports", "toys"]),
+    help="category of (archived) products whose category the shop does not know",
+)
+@click.option("--invoices", is_flag=True, help="queue invoice jobs for imported orders")
+@click.option("--all-problems", is_flag=True, help="list every problem, not 20 per rule")
+def import_django(
+    source_url: str,
+    dry_run: bool,
+    email_twins: str,
+    unknown_category: str,
+    invoices: bool,
+    all_problems: bool,
+) -> None:
+    """Import users, products and orders from the Django app's PostgreSQL database.
+
+    Idempotent (upsert by id), one transaction, never writes to SOURCE_URL.
+    Exit status 1 when anything was refused or the import stopped.
+    See docs/migrating-from-django.md.
+    """
+    from shop.importer.django import ImportOptions
+    from shop.importer.django import import_django as run_import
+
+    settings = load_settings()
+    options = ImportOptions(
+        dry_run=dry_run,
+        email_twins="keep-latest" if email_twins == "keep-latest" else "stop",
+        fallback_category=unknown_category,
+        invoices=invoices,
+    )
+    import psycopg
+
+    try:
+        report = asyncio.run(run_import(settings, source_url, options, sys.stdout))
+    except psycopg.Error as exc:
+        _fail(f"import failed, the shop's database is unchanged: {exc}".strip())
+    report.print(sys.stdout, problems_per_rule=None if all_problems else 20)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()

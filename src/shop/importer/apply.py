@@ -1,0 +1,213 @@
+"""The upserts: staging rows that were not refused go into the shop's tables, by id.
+
+Each statement is one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``
+whose update only fires for a row the import made (``imported_at`` set) that
+differs from the source (``IS DISTINCT FROM``), so a second run over an
+unchanged source writes nothing and counts nothing as updated. Counts come
+back from ``RETURNING (xmax = 0)``, aggregated in the database.
+
+The source wins: until the cut-over the Django app is the system of record,
+so a field changed in the source is changed in the shop. One exception: a
+password the shop has rehashed at login is kept unless the Django hash itself
+changed since the last pass (``users.imported_password_hash``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+import psycopg
+
+__all__ = ["UPSERTS", "changed_user_ids", "count_upsert", "run_statement"]
+
+_USERS: LiteralString = """
+WITH upserted AS (
+    INSERT INTO users AS t (id, email, username, password_hash, phone, address, is_staff,
+                            is_active, date_joined, imported_at, imported_password_hash)
+    SELECT s.id, lower(s.email), coalesce(n.username, s.username), s.password,
+           coalesce(s.phone, ''), coalesce(s.address, ''), s.is_staff OR s.is_superuser,
+           s.is_active, s.date_joined, now(), s.password
+    FROM src_users s LEFT JOIN src_usernames n USING (id)
+    WHERE s.refused IS NULL
+    ON CONFLICT (id) DO UPDATE SET
+        email = excluded.email, username = excluded.username,
+        password_hash = CASE WHEN t.imported_password_hash IS DISTINCT FROM
+                                  excluded.imported_password_hash
+                             THEN excluded.password_hash ELSE t.password_hash END,
+        imported_password_hash = excluded.imported_password_hash,
+        phone = excluded.phone, address = excluded.address, is_staff = excluded.is_staff,
+        is_active = excluded.is_active, date_joined = excluded.date_joined,
+        imported_at = excluded.imported_at, updated_at = now()
+    WHERE t.imported_at IS NOT NULL
+      AND (t.email, t.username, t.phone, t.address, t.is_staff, t.is_active, t.date_joined,
+           t.imported_password_hash)
+          IS DISTINCT FROM
+          (excluded.email, excluded.username, excluded.phone, excluded.address,
+           excluded.is_staff, excluded.is_active, excluded.date_joined,
+           excluded.imported_password_hash)
+    RETURNING xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+
+_PRODUCTS: LiteralString = """
+WITH upserted AS (
+    INSERT INTO products AS t (id, name, description, price, stock, category, archived,
+                               created_at, updated_at, imported_at)
+    SELECT s.id,
+           CASE WHEN length(s.name) > 200 THEN left(s.name, 199) || '…' ELSE s.name END,
+           s.description,
+           CASE WHEN s.price > 0 THEN s.price ELSE %(placeholder)s::numeric END,
+           s.stock,
+           CASE WHEN s.category = ANY (%(categories)s) THEN s.category ELSE %(fallback)s END,
+           NOT (s.price > 0 AND s.category = ANY (%(categories)s)),
+           s.created_at, s.updated_at, now()
+    FROM src_products s
+    WHERE s.refused IS NULL
+    ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, description = excluded.description, price = excluded.price,
+        stock = excluded.stock, category = excluded.category, archived = excluded.archived,
+        created_at = excluded.created_at, updated_at = excluded.updated_at,
+        imported_at = excluded.imported_at
+    WHERE t.imported_at IS NOT NULL
+      AND (t.name, t.description, t.price, t.stock, t.category, t.archived, t.created_at,
+           t.updated_at)
+          IS DISTINCT FROM
+          (excluded.name, excluded.description, excluded.price, excluded.stock,
+           excluded.category, excluded.archived, excluded.created_at, excluded.updated_at)
+    RETURNING xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+
+_ORDERS: LiteralString = """
+WITH upserted AS (
+    INSERT INTO orders AS t (id, user_id, status, total_price, created_at, updated_at,
+                             imported_at)
+    SELECT s.id, s.user_id, s.status, s.total_price, s.created_at, s.updated_at, now()
+    FROM src_orders s
+    WHERE s.refused IS NULL
+    ON CONFLICT (id) DO UPDATE SET
+        user_id = excluded.user_id, status = excluded.status,
+        total_price = excluded.total_price, created_at = excluded.created_at,
+        updated_at = excluded.updated_at, imported_at = excluded.imported_at
+    WHERE t.imported_at IS NOT NULL
+      AND (t.user_id, t.status, t.total_price, t.created_at, t.updated_at)
+          IS DISTINCT FROM
+          (excluded.user_id, excluded.status, excluded.total_price, excluded.created_at,
+           excluded.updated_at)
+    RETURNING xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+
+# The snapshot (name, description, category) comes from the product as imported
+# (name shortened, category mapped): the Django app showed the product's
+# current row, so that is what the customer last saw.
+_ITEMS: LiteralString = """
+WITH upserted AS (
+    INSERT INTO order_items AS t (id, order_id, product_id, product_name, product_description,
+                                  product_category, price_at_purchase, quantity)
+    SELECT s.id, s.order_id, s.product_id, p.name, p.description, p.category,
+           s.price_at_purchase, s.quantity
+    FROM src_items s JOIN products p ON p.id = s.product_id
+    WHERE s.refused IS NULL
+    ON CONFLICT (id) DO UPDATE SET
+        product_id = excluded.product_id, product_name = excluded.product_name,
+        product_description = excluded.product_description,
+        product_category = excluded.product_category,
+        price_at_purchase = excluded.price_at_purchase, quantity = excluded.quantity
+    WHERE t.order_id = excluded.order_id
+      AND (t.product_id, t.product_name, t.product_description, t.product_category,
+           t.price_at_purchase, t.quantity)
+          IS DISTINCT FROM
+          (excluded.product_id, excluded.product_name, excluded.product_description,
+           excluded.product_category, excluded.price_at_purchase, excluded.quantity)
+    RETURNING xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+
+UPSERTS: tuple[tuple[str, LiteralString], ...] = (
+    ("users", _USERS),
+    ("products", _PRODUCTS),
+    ("orders", _ORDERS),
+    ("order items", _ITEMS),
+)
+
+# Items of imported orders that the source no longer has (the Django app's
+# cascade deleted them with their product since the last pass).
+REMOVE_WIPED_ITEMS: LiteralString = """
+DELETE FROM order_items t USING src_orders o
+WHERE t.order_id = o.id AND o.refused IS NULL
+  AND NOT EXISTS (SELECT 1 FROM src_items s WHERE s.id = t.id AND s.refused IS NULL)
+"""
+
+# One history entry per imported order: from nothing to its status, no actor,
+# at its updated_at; kept in step with the order on later passes.
+UPDATE_HISTORY: LiteralString = """
+UPDATE order_status_changes h SET to_status = s.status, at = s.updated_at
+FROM src_orders s
+WHERE h.order_id = s.id AND s.refused IS NULL AND h.from_status IS NULL AND h.actor_id IS NULL
+  AND (h.to_status, h.at) IS DISTINCT FROM (s.status, s.updated_at)
+"""
+INSERT_HISTORY: LiteralString = """
+INSERT INTO order_status_changes (order_id, from_status, to_status, actor_id, at)
+SELECT s.id, NULL, s.status, NULL, s.updated_at FROM src_orders s
+WHERE s.refused IS NULL
+  AND NOT EXISTS (SELECT 1 FROM order_status_changes h WHERE h.order_id = s.id)
+"""
+
+# Products the Django app deleted since the last pass: the shop never deletes a
+# product (past orders point at it), so they stop being sold.
+ARCHIVE_VANISHED: LiteralString = """
+UPDATE products p SET archived = true, updated_at = now()
+WHERE p.imported_at IS NOT NULL AND NOT p.archived
+  AND NOT EXISTS (SELECT 1 FROM src_products s WHERE s.id = p.id)
+"""
+
+# Run before the upsert: imported users whose snapshot (``user_<id>``) must go.
+_CHANGED_USERS: LiteralString = """
+SELECT s.id FROM src_users s JOIN users t USING (id) LEFT JOIN src_usernames n USING (id)
+WHERE s.refused IS NULL AND t.imported_at IS NOT NULL
+  AND (t.email, t.username, t.is_staff, t.is_active)
+      IS DISTINCT FROM
+      (lower(s.email), coalesce(n.username, s.username), s.is_staff OR s.is_superuser,
+       s.is_active)
+"""
+
+# Identity sequences past the largest id (never backwards: setval is not
+# transactional, and new shop rows may already be above the imported ones).
+SEQUENCES: tuple[LiteralString, ...] = (
+    "SELECT setval(pg_get_serial_sequence('users', 'id'), greatest("
+    "(SELECT coalesce(max(id), 0) FROM users), "
+    "coalesce(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 0), 1))",
+    "SELECT setval(pg_get_serial_sequence('products', 'id'), greatest("
+    "(SELECT coalesce(max(id), 0) FROM products), "
+    "coalesce(pg_sequence_last_value(pg_get_serial_sequence('products', 'id')::regclass), 0), 1))",
+    "SELECT setval(pg_get_serial_sequence('orders', 'id'), greatest("
+    "(SELECT coalesce(max(id), 0) FROM orders), "
+    "coalesce(pg_sequence_last_value(pg_get_serial_sequence('orders', 'id')::regclass), 0), 1))",
+    "SELECT setval(pg_get_serial_sequence('order_items', 'id'), greatest("
+    "(SELECT coalesce(max(id), 0) FROM order_items), "
+    "coalesce(pg_sequence_last_value(pg_get_serial_sequence('order_items', 'id')::regclass), 0), 1))",
+)
+
+
+async def count_upsert(
+    conn: psycopg.AsyncConnection[Any], query: LiteralString, params: dict[str, Any]
+) -> tuple[int, int]:
+    """``(inserted, updated)``."""
+    row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def run_statement(conn: psycopg.AsyncConnection[Any], query: LiteralString) -> int:
+    """Rows affected."""
+    cursor = await conn.execute(query)
+    return cursor.rowcount
+
+
+async def changed_user_ids(conn: psycopg.AsyncConnection[Any]) -> list[int]:
+    return [int(row[0]) for row in await (await conn.execute(_CHANGED_USERS)).fetchall()]
