@@ -157,7 +157,7 @@ async def _run(
         counts = report.tables[name]
         counts.inserted, counts.updated = inserted, updated
         progress.advance(counts.source)
-        progress.finish()
+        progress.finish(f"({inserted} new, {updated} updated)")
 
     removed = await apply.run_statement(target, apply.REMOVE_WIPED_ITEMS)
     history = await apply.run_statement(target, apply.UPDATE_HISTORY)
