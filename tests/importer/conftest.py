@@ -210,18 +210,16 @@ async def django_source_with_twins(django_source_url: str, django_hashes: dict[i
     await build_source(django_source_url, users, twins=True)
     conn = await asyncpg.connect(django_source_url)
     try:
-        await conn.execute(
-            "UPDATE users_user SET password = $2 WHERE id = $1", 6, django_hashes[6]
-        )
-        await conn.execute(
-            "UPDATE users_user SET password = $2 WHERE id = $1", 7, django_hashes[7]
-        )
+        await conn.execute("UPDATE users_user SET password = $2 WHERE id = $1", 6, django_hashes[6])
+        await conn.execute("UPDATE users_user SET password = $2 WHERE id = $1", 7, django_hashes[7])
         await conn.execute(
             "INSERT INTO orders_order VALUES (6, 'pending', $1, $1, 6, 19.99), "
             "(7, 'pending', $1, $1, 7, 19.99)",
             T0,
         )
-        await conn.execute("INSERT INTO orders_orderitem VALUES (6, 1, 19.99, 6, 1), (7, 1, 19.99, 7, 1)")
+        await conn.execute(
+            "INSERT INTO orders_orderitem VALUES (6, 1, 19.99, 6, 1), (7, 1, 19.99, 7, 1)"
+        )
     finally:
         await conn.close()
     return django_source_url

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import asyncpg
+import pytest
 
 from tests.importer.conftest import source_execute
-from tests.platform.test_cli import cli_env, shop  # noqa: F401  (cli_env is a fixture)
+from tests.platform.test_cli import shop
+
+
+@pytest.fixture
+def cli_env(postgres_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": postgres_url, "SECRET_KEY": "cli-test-secret-key-long-enough"})
+    env.pop("MEMCACHED_URL", None)
+    return env
 
 
 async def _count(url: str, table: str) -> int:

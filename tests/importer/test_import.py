@@ -168,9 +168,7 @@ async def test_an_import_after_source_changes_applies_them(settings, postgres_ur
     }
     items = await _rows(postgres_url, "SELECT id FROM order_items WHERE order_id = 2")
     assert items == [{"id": 2}]
-    assert await _rows(postgres_url, "SELECT id FROM order_items WHERE order_id = 8") == [
-        {"id": 8}
-    ]
+    assert await _rows(postgres_url, "SELECT id FROM order_items WHERE order_id = 8") == [{"id": 8}]
     assert report.tables["users"].updated == 1
     assert report.tables["orders"].inserted == 1 and report.tables["orders"].updated == 1
     assert "1 imported products archived" in printed
@@ -212,9 +210,7 @@ async def test_a_failing_import_leaves_the_shop_as_it_was(settings, postgres_url
     assert all(rows == [] for rows in snapshot.values())
 
 
-async def test_dry_run_reports_everything_and_writes_nothing(
-    settings, postgres_url, django_source
-):
+async def test_dry_run_reports_everything_and_writes_nothing(settings, postgres_url, django_source):
     report, printed = await run_import(settings, django_source, dry_run=True)
 
     assert all(rows == [] for rows in (await _snapshot(postgres_url)).values())

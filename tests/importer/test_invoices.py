@@ -33,7 +33,7 @@ async def test_requested_invoices_are_queued_then_numbered_without_gaps(
     client, settings, postgres_url, django_source
 ):
     await run_import(settings, django_source)
-    report, printed = await run_import(settings, django_source, invoices=True)
+    _, printed = await run_import(settings, django_source, invoices=True)
     headers = await _login(client, "bruno@example.com", 3)
 
     queued = await jobs(postgres_url, "orders:generate_invoice")

@@ -112,7 +112,9 @@ class Passwords:
         parameters is verified anyway, so an unknown email takes as long as a
         wrong password.
         """
-        if hashed is None or (DjangoHasher.identify(hashed) and not DjangoHasher.verifiable(hashed)):
+        if hashed is None or (
+            DjangoHasher.identify(hashed) and not DjangoHasher.verifiable(hashed)
+        ):
             # Unknown user, or an imported hash no password matches (unusable, bcrypt).
             self._hash.verify_and_update(password, self._dummy)
             return False, None

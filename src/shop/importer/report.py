@@ -84,9 +84,7 @@ class Report:
             )
         for note in self.notes:
             out.write(f"  {note}\n")
-        out.write(
-            f"  {self.refused} refused, {self.warnings} warnings, in {self.seconds:.1f} s\n"
-        )
+        out.write(f"  {self.refused} refused, {self.warnings} warnings, in {self.seconds:.1f} s\n")
 
 
 class Progress:
