@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import psycopg
+from tests.support.django_schema import DJANGO_SCHEMA
 
 from bench.servers import HOST, _Procs, _start_postgres, require_tools
-from tests.support.django_schema import DJANGO_SCHEMA
 
 USERS, PRODUCTS, ORDERS, ITEMS_PER_ORDER = 100_000, 1_000_000, 1_000_000, 3
 

@@ -171,7 +171,7 @@ async def test_an_import_after_source_changes_applies_them(settings, postgres_ur
     assert await _rows(postgres_url, "SELECT id FROM order_items WHERE order_id = 8") == [{"id": 8}]
     assert report.tables["users"].updated == 1
     assert report.tables["orders"].inserted == 1 and report.tables["orders"].updated == 1
-    assert "1 imported products archived" in printed
+    assert "imported products archived (deleted in the source): 1" in printed
 
 
 async def test_a_password_rehashed_by_the_shop_survives_a_later_pass(

@@ -43,7 +43,8 @@ async def test_requested_invoices_are_queued_then_numbered_without_gaps(
     assert sorted(job["args"] for job in queued) == sorted(
         f'{{"order_id": {i}}}' for i in (1, 2, 3, 5)
     )
-    assert "4 invoice jobs queued" in printed and "0 invoice jobs queued" in again.notes[-1]
+    assert "invoice jobs queued for imported orders: 4" in printed
+    assert again.notes[-1] == "invoice jobs queued for imported orders: 0"
     assert early.status_code == 404 and "not been generated yet" in early.json()["detail"]
     async with running_worker(settings):
         numbers = await eventually(lambda: _all_numbers(postgres_url, 4), timeout=60)

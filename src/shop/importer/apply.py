@@ -18,7 +18,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
-__all__ = ["UPSERTS", "changed_user_ids", "count_upsert", "run_statement"]
+__all__ = ["UPSERTS", "changed_user_ids", "count_upsert", "id_batches", "run_statement"]
 
 _USERS: LiteralString = """
 WITH upserted AS (
@@ -28,7 +28,7 @@ WITH upserted AS (
            coalesce(s.phone, ''), coalesce(s.address, ''), s.is_staff OR s.is_superuser,
            s.is_active, s.date_joined, now(), s.password
     FROM src_users s LEFT JOIN src_usernames n USING (id)
-    WHERE s.refused IS NULL
+    WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
     ON CONFLICT (id) DO UPDATE SET
         email = excluded.email, username = excluded.username,
         password_hash = CASE WHEN t.imported_password_hash IS DISTINCT FROM
@@ -63,7 +63,7 @@ WITH upserted AS (
            NOT (s.price > 0 AND s.category = ANY (%(categories)s)),
            s.created_at, s.updated_at, now()
     FROM src_products s
-    WHERE s.refused IS NULL
+    WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
     ON CONFLICT (id) DO UPDATE SET
         name = excluded.name, description = excluded.description, price = excluded.price,
         stock = excluded.stock, category = excluded.category, archived = excluded.archived,
@@ -86,7 +86,7 @@ WITH upserted AS (
                              imported_at)
     SELECT s.id, s.user_id, s.status, s.total_price, s.created_at, s.updated_at, now()
     FROM src_orders s
-    WHERE s.refused IS NULL
+    WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
     ON CONFLICT (id) DO UPDATE SET
         user_id = excluded.user_id, status = excluded.status,
         total_price = excluded.total_price, created_at = excluded.created_at,
@@ -111,7 +111,7 @@ WITH upserted AS (
     SELECT s.id, s.order_id, s.product_id, p.name, p.description, p.category,
            s.price_at_purchase, s.quantity
     FROM src_items s JOIN products p ON p.id = s.product_id
-    WHERE s.refused IS NULL
+    WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
     ON CONFLICT (id) DO UPDATE SET
         product_id = excluded.product_id, product_name = excluded.product_name,
         product_description = excluded.product_description,
@@ -194,10 +194,31 @@ SEQUENCES: tuple[LiteralString, ...] = (
 )
 
 
+ID_RANGE: dict[str, LiteralString] = {
+    "users": "SELECT min(id), max(id) FROM src_users",
+    "products": "SELECT min(id), max(id) FROM src_products",
+    "orders": "SELECT min(id), max(id) FROM src_orders",
+    "order items": "SELECT min(id), max(id) FROM src_items",
+}
+
+
+async def id_batches(
+    conn: psycopg.AsyncConnection[Any], table: str, batches: int
+) -> list[tuple[int, int]]:
+    """``[low, high)`` id ranges that split ``table``'s staging rows into about ``batches``
+    parts: the upsert runs per range, in the same transaction, so progress can be shown."""
+    row = await (await conn.execute(ID_RANGE[table])).fetchone()
+    if row is None or row[0] is None:
+        return []
+    low, high = int(row[0]), int(row[1]) + 1
+    step = max((high - low + batches - 1) // batches, 1)
+    return [(start, min(start + step, high)) for start in range(low, high, step)]
+
+
 async def count_upsert(
     conn: psycopg.AsyncConnection[Any], query: LiteralString, params: dict[str, Any]
 ) -> tuple[int, int]:
-    """``(inserted, updated)``."""
+    """``(inserted, updated)`` of one id range."""
     row = await (await conn.execute(query, params)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])

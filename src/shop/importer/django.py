@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["ImportOptions", "import_django", "queue_invoices"]
 
 EmailTwins = Literal["stop", "keep-latest"]
+_BATCHES = 20
+"""Each table's upsert runs in this many id ranges (one transaction still) to show progress."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,25 +154,31 @@ async def _run(
         "placeholder": rules.PLACEHOLDER_PRICE,
     }
     for name, query in apply.UPSERTS:
-        progress.start(f"writing {name}", report.tables[name].source)
-        inserted, updated = await apply.count_upsert(target, query, params)
         counts = report.tables[name]
-        counts.inserted, counts.updated = inserted, updated
-        progress.advance(counts.source)
-        progress.finish(f"({inserted} new, {updated} updated)")
+        progress.start(f"writing {name}", counts.source)
+        batches = await apply.id_batches(target, name, _BATCHES)
+        span = batches[-1][1] - batches[0][0] if batches else 1
+        for low, high in batches:
+            inserted, updated = await apply.count_upsert(
+                target, query, {**params, "low": low, "high": high}
+            )
+            counts.inserted += inserted
+            counts.updated += updated
+            progress.advance(counts.source * (high - low) // span)  # ids are dense enough
+        progress.finish(f"({counts.inserted} new, {counts.updated} updated)")
 
     removed = await apply.run_statement(target, apply.REMOVE_WIPED_ITEMS)
     history = await apply.run_statement(target, apply.UPDATE_HISTORY)
     history += await apply.run_statement(target, apply.INSERT_HISTORY)
     archived = await apply.run_statement(target, apply.ARCHIVE_VANISHED)
-    report.notes.append(f"{history} order history entries written")
+    report.notes.append(f"order history entries written or brought up to date: {history}")
     if removed:
-        report.notes.append(f"{removed} items of imported orders removed (gone from the source)")
+        report.notes.append(f"items of imported orders removed (gone from the source): {removed}")
     if archived:
-        report.notes.append(f"{archived} imported products archived (deleted in the source)")
+        report.notes.append(f"imported products archived (deleted in the source): {archived}")
     if options.invoices:
         queued = await queue_invoices(target)
-        report.notes.append(f"{queued} invoice jobs queued for imported orders")
+        report.notes.append(f"invoice jobs queued for imported orders: {queued}")
     return changed_users
 
 
