@@ -97,11 +97,15 @@ async def import_django(
             settings.database.libpq_url, application_name="shop-import-django"
         )
         try:
+            # Room for the joins and aggregates over millions of staged rows (no spill to disk).
+            await target.execute("SET LOCAL work_mem = '256MB'")
             changed_users = await _run(source, target, options, report, progress)
             if report.blocked or options.dry_run:
                 await target.rollback()
             else:
+                progress.step("committing")
                 await target.commit()
+                progress.done()
                 for query in apply.SEQUENCES:
                     await target.execute(query)
                 await target.commit()
@@ -112,6 +116,7 @@ async def import_django(
     if not report.blocked and not options.dry_run:
         progress.step("invalidating caches")
         await _invalidate_caches(settings, changed_users, out)
+        progress.done()
     report.seconds = time.monotonic() - started
     return report
 
@@ -143,6 +148,7 @@ async def _run(
 
     progress.step("checking the rules for odd data")
     report.problems += await rules.apply_rules(target, fallback_category=options.fallback_category)
+    progress.done(f"{len(report.problems)} problems")
     for problem in report.problems:
         if problem.refused:
             report.tables[problem.table].refused += 1
@@ -167,10 +173,12 @@ async def _run(
             progress.advance(counts.source * (high - low) // span)  # ids are dense enough
         progress.finish(f"({counts.inserted} new, {counts.updated} updated)")
 
+    progress.step("order history, removed items, deleted products")
     removed = await apply.run_statement(target, apply.REMOVE_WIPED_ITEMS)
     history = await apply.run_statement(target, apply.UPDATE_HISTORY)
     history += await apply.run_statement(target, apply.INSERT_HISTORY)
     archived = await apply.run_statement(target, apply.ARCHIVE_VANISHED)
+    progress.done()
     report.notes.append(f"order history entries written or brought up to date: {history}")
     if removed:
         report.notes.append(f"items of imported orders removed (gone from the source): {removed}")

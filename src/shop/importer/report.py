@@ -97,11 +97,11 @@ class Progress:
         self._label = ""
         self._total = 0
         self._done = 0
-        self._last = 0.0
+        self._last = self._started = 0.0
 
     def start(self, label: str, total: int) -> None:
         self._label, self._total, self._done = label, total, 0
-        self._last = time.monotonic()
+        self._last = self._started = time.monotonic()
         self._show(force=self.tty)
 
     def advance(self, count: int) -> None:
@@ -110,13 +110,20 @@ class Progress:
 
     def finish(self, note: str = "") -> None:
         self._done = max(self._done, self._total)
-        line = self._line() + (f" {note}" if note else "")
+        elapsed = time.monotonic() - self._started
+        line = self._line() + (f" {note}" if note else "") + f" in {elapsed:.1f} s"
         self.out.write(("\r" + line + "\n") if self.tty else line + "\n")
         self.out.flush()
 
     def step(self, label: str) -> None:
-        """A step without a count (one statement)."""
-        self.out.write(f"{label}\n")
+        """A step without a count; `done` ends it."""
+        self._label, self._started = label, time.monotonic()
+        self.out.write(f"{label} ...\n")
+        self.out.flush()
+
+    def done(self, note: str = "") -> None:
+        elapsed = time.monotonic() - self._started
+        self.out.write(f"{self._label}: {note + ' ' if note else ''}in {elapsed:.1f} s\n")
         self.out.flush()
 
     def _line(self) -> str:
