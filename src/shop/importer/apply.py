@@ -1,10 +1,15 @@
 """The upserts: staging rows that were not refused go into the shop's tables, by id.
 
-Each statement is one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``
-whose update only fires for a row the import made (``imported_at`` set) that
-differs from the source (``IS DISTINCT FROM``), so a second run over an
-unchanged source writes nothing and counts nothing as updated. Counts come
-back from ``RETURNING (xmax = 0)``, aggregated in the database.
+Each statement computes the incoming rows (the rules' rewrites applied), keeps
+those that are new or differ from the shop's row (``IS DISTINCT FROM``, one
+join), and inserts them with ``ON CONFLICT (id) DO UPDATE ... WHERE`` the
+shop's row is one the import made (``imported_at`` set). Unchanged rows are
+filtered out by the join rather than by the conflict clause, which would lock
+(and so write) every existing row: a second run over an unchanged source
+writes nothing and counts nothing as updated, which keeps the cut-over's
+final pass short. Counts come back from ``RETURNING (xmax = 0)``, aggregated
+in the database. Each statement runs per id range (`id_batches`), all in the
+import's one transaction.
 
 The source wins: until the cut-over the Django app is the system of record,
 so a field changed in the source is changed in the shop. One exception: a
@@ -21,14 +26,25 @@ import psycopg
 __all__ = ["UPSERTS", "changed_user_ids", "count_upsert", "id_batches", "run_statement"]
 
 _USERS: LiteralString = """
-WITH upserted AS (
-    INSERT INTO users AS t (id, email, username, password_hash, phone, address, is_staff,
-                            is_active, date_joined, imported_at, imported_password_hash)
-    SELECT s.id, lower(s.email), coalesce(n.username, s.username), s.password,
-           coalesce(s.phone, ''), coalesce(s.address, ''), s.is_staff OR s.is_superuser,
-           s.is_active, s.date_joined, now(), s.password
+WITH incoming AS (
+    SELECT s.id, lower(s.email) AS email, coalesce(n.username, s.username) AS username,
+           s.password AS password_hash, coalesce(s.phone, '') AS phone,
+           coalesce(s.address, '') AS address, s.is_staff OR s.is_superuser AS is_staff,
+           s.is_active, s.date_joined, now() AS imported_at,
+           s.password AS imported_password_hash
     FROM src_users s LEFT JOIN src_usernames n USING (id)
     WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
+), upserted AS (
+    INSERT INTO users AS t (id, email, username, password_hash, phone, address, is_staff,
+                            is_active, date_joined, imported_at, imported_password_hash)
+    SELECT i.* FROM incoming i LEFT JOIN users c ON c.id = i.id
+    WHERE c.id IS NULL OR (
+        c.imported_at IS NOT NULL
+        AND (c.email, c.username, c.phone, c.address, c.is_staff, c.is_active, c.date_joined,
+             c.imported_password_hash)
+            IS DISTINCT FROM
+            (i.email, i.username, i.phone, i.address, i.is_staff, i.is_active, i.date_joined,
+             i.imported_password_hash))
     ON CONFLICT (id) DO UPDATE SET
         email = excluded.email, username = excluded.username,
         password_hash = CASE WHEN t.imported_password_hash IS DISTINCT FROM
@@ -39,63 +55,66 @@ WITH upserted AS (
         is_active = excluded.is_active, date_joined = excluded.date_joined,
         imported_at = excluded.imported_at, updated_at = now()
     WHERE t.imported_at IS NOT NULL
-      AND (t.email, t.username, t.phone, t.address, t.is_staff, t.is_active, t.date_joined,
-           t.imported_password_hash)
-          IS DISTINCT FROM
-          (excluded.email, excluded.username, excluded.phone, excluded.address,
-           excluded.is_staff, excluded.is_active, excluded.date_joined,
-           excluded.imported_password_hash)
     RETURNING xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
 
 _PRODUCTS: LiteralString = """
-WITH upserted AS (
-    INSERT INTO products AS t (id, name, description, price, stock, category, archived,
-                               created_at, updated_at, imported_at)
+WITH incoming AS (
     SELECT s.id,
-           CASE WHEN length(s.name) > 200 THEN left(s.name, 199) || '…' ELSE s.name END,
+           CASE WHEN length(s.name) > 200 THEN left(s.name, 199) || '…' ELSE s.name END AS name,
            s.description,
-           CASE WHEN s.price > 0 THEN s.price ELSE %(placeholder)s::numeric END,
+           CASE WHEN s.price > 0 THEN s.price ELSE %(placeholder)s::numeric END AS price,
            s.stock,
-           CASE WHEN s.category = ANY (%(categories)s) THEN s.category ELSE %(fallback)s END,
-           NOT (s.price > 0 AND s.category = ANY (%(categories)s)),
-           s.created_at, s.updated_at, now()
+           CASE WHEN s.category = ANY (%(categories)s) THEN s.category
+                ELSE %(fallback)s END AS category,
+           NOT (s.price > 0 AND s.category = ANY (%(categories)s)) AS archived,
+           s.created_at, s.updated_at, now() AS imported_at
     FROM src_products s
     WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
+), upserted AS (
+    INSERT INTO products AS t (id, name, description, price, stock, category, archived,
+                               created_at, updated_at, imported_at)
+    SELECT i.* FROM incoming i LEFT JOIN products c ON c.id = i.id
+    WHERE c.id IS NULL OR (
+        c.imported_at IS NOT NULL
+        AND (c.name, c.description, c.price, c.stock, c.category, c.archived, c.created_at,
+             c.updated_at)
+            IS DISTINCT FROM
+            (i.name, i.description, i.price, i.stock, i.category, i.archived, i.created_at,
+             i.updated_at))
     ON CONFLICT (id) DO UPDATE SET
         name = excluded.name, description = excluded.description, price = excluded.price,
         stock = excluded.stock, category = excluded.category, archived = excluded.archived,
         created_at = excluded.created_at, updated_at = excluded.updated_at,
         imported_at = excluded.imported_at
     WHERE t.imported_at IS NOT NULL
-      AND (t.name, t.description, t.price, t.stock, t.category, t.archived, t.created_at,
-           t.updated_at)
-          IS DISTINCT FROM
-          (excluded.name, excluded.description, excluded.price, excluded.stock,
-           excluded.category, excluded.archived, excluded.created_at, excluded.updated_at)
     RETURNING xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
 
 _ORDERS: LiteralString = """
-WITH upserted AS (
-    INSERT INTO orders AS t (id, user_id, status, total_price, created_at, updated_at,
-                             imported_at)
-    SELECT s.id, s.user_id, s.status, s.total_price, s.created_at, s.updated_at, now()
+WITH incoming AS (
+    SELECT s.id, s.user_id, s.status, s.total_price, s.created_at, s.updated_at,
+           now() AS imported_at
     FROM src_orders s
     WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
+), upserted AS (
+    INSERT INTO orders AS t (id, user_id, status, total_price, created_at, updated_at,
+                             imported_at)
+    SELECT i.* FROM incoming i LEFT JOIN orders c ON c.id = i.id
+    WHERE c.id IS NULL OR (
+        c.imported_at IS NOT NULL
+        AND (c.user_id, c.status, c.total_price, c.created_at, c.updated_at)
+            IS DISTINCT FROM
+            (i.user_id, i.status, i.total_price, i.created_at, i.updated_at))
     ON CONFLICT (id) DO UPDATE SET
         user_id = excluded.user_id, status = excluded.status,
         total_price = excluded.total_price, created_at = excluded.created_at,
         updated_at = excluded.updated_at, imported_at = excluded.imported_at
     WHERE t.imported_at IS NOT NULL
-      AND (t.user_id, t.status, t.total_price, t.created_at, t.updated_at)
-          IS DISTINCT FROM
-          (excluded.user_id, excluded.status, excluded.total_price, excluded.created_at,
-           excluded.updated_at)
     RETURNING xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
@@ -105,24 +124,29 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 # (name shortened, category mapped): the Django app showed the product's
 # current row, so that is what the customer last saw.
 _ITEMS: LiteralString = """
-WITH upserted AS (
-    INSERT INTO order_items AS t (id, order_id, product_id, product_name, product_description,
-                                  product_category, price_at_purchase, quantity)
-    SELECT s.id, s.order_id, s.product_id, p.name, p.description, p.category,
+WITH incoming AS (
+    SELECT s.id, s.order_id, s.product_id, p.name AS product_name,
+           p.description AS product_description, p.category AS product_category,
            s.price_at_purchase, s.quantity
     FROM src_items s JOIN products p ON p.id = s.product_id
     WHERE s.refused IS NULL AND s.id >= %(low)s AND s.id < %(high)s
+), upserted AS (
+    INSERT INTO order_items AS t (id, order_id, product_id, product_name, product_description,
+                                  product_category, price_at_purchase, quantity)
+    SELECT i.* FROM incoming i LEFT JOIN order_items c ON c.id = i.id
+    WHERE c.id IS NULL OR (
+        c.order_id = i.order_id
+        AND (c.product_id, c.product_name, c.product_description, c.product_category,
+             c.price_at_purchase, c.quantity)
+            IS DISTINCT FROM
+            (i.product_id, i.product_name, i.product_description, i.product_category,
+             i.price_at_purchase, i.quantity))
     ON CONFLICT (id) DO UPDATE SET
         product_id = excluded.product_id, product_name = excluded.product_name,
         product_description = excluded.product_description,
         product_category = excluded.product_category,
         price_at_purchase = excluded.price_at_purchase, quantity = excluded.quantity
     WHERE t.order_id = excluded.order_id
-      AND (t.product_id, t.product_name, t.product_description, t.product_category,
-           t.price_at_purchase, t.quantity)
-          IS DISTINCT FROM
-          (excluded.product_id, excluded.product_name, excluded.product_description,
-           excluded.product_category, excluded.price_at_purchase, excluded.quantity)
     RETURNING xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
