@@ -1,5 +1,9 @@
 """The upserts: staging rows that were not refused go into the shop's tables, by id.
 
+The join with the shop's table is bounded by the batch's id range too: its
+statistics are stale while the import fills it (see `ANALYZE_AFTER`), and an
+unbounded join could scan all of it for every batch.
+
 Each statement computes the incoming rows (the rules' rewrites applied), keeps
 those that are new or differ from the shop's row (``IS DISTINCT FROM``, one
 join), and inserts them with ``ON CONFLICT (id) DO UPDATE ... WHERE`` the
@@ -37,7 +41,8 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO users AS t (id, email, username, password_hash, phone, address, is_staff,
                             is_active, date_joined, imported_at, imported_password_hash)
-    SELECT i.* FROM incoming i LEFT JOIN users c ON c.id = i.id
+    SELECT i.* FROM incoming i
+    LEFT JOIN users c ON c.id = i.id AND c.id >= %(low)s AND c.id < %(high)s
     WHERE c.id IS NULL OR (
         c.imported_at IS NOT NULL
         AND (c.email, c.username, c.phone, c.address, c.is_staff, c.is_active, c.date_joined,
@@ -76,7 +81,8 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO products AS t (id, name, description, price, stock, category, archived,
                                created_at, updated_at, imported_at)
-    SELECT i.* FROM incoming i LEFT JOIN products c ON c.id = i.id
+    SELECT i.* FROM incoming i
+    LEFT JOIN products c ON c.id = i.id AND c.id >= %(low)s AND c.id < %(high)s
     WHERE c.id IS NULL OR (
         c.imported_at IS NOT NULL
         AND (c.name, c.description, c.price, c.stock, c.category, c.archived, c.created_at,
@@ -104,7 +110,8 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO orders AS t (id, user_id, status, total_price, created_at, updated_at,
                              imported_at)
-    SELECT i.* FROM incoming i LEFT JOIN orders c ON c.id = i.id
+    SELECT i.* FROM incoming i
+    LEFT JOIN orders c ON c.id = i.id AND c.id >= %(low)s AND c.id < %(high)s
     WHERE c.id IS NULL OR (
         c.imported_at IS NOT NULL
         AND (c.user_id, c.status, c.total_price, c.created_at, c.updated_at)
@@ -133,7 +140,8 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO order_items AS t (id, order_id, product_id, product_name, product_description,
                                   product_category, price_at_purchase, quantity)
-    SELECT i.* FROM incoming i LEFT JOIN order_items c ON c.id = i.id
+    SELECT i.* FROM incoming i
+    LEFT JOIN order_items c ON c.id = i.id AND c.id >= %(low)s AND c.id < %(high)s
     WHERE c.id IS NULL OR (
         c.order_id = i.order_id
         AND (c.product_id, c.product_name, c.product_description, c.product_category,
@@ -151,6 +159,16 @@ WITH incoming AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
+
+# Fresh statistics once a table is written, for the statements that join it
+# next (items join products; the history joins orders). ANALYZE inside the
+# transaction counts the transaction's own new rows.
+ANALYZE_AFTER: dict[str, LiteralString] = {
+    "users": "ANALYZE users",
+    "products": "ANALYZE products",
+    "orders": "ANALYZE orders",
+    "order items": "ANALYZE order_items",
+}
 
 UPSERTS: tuple[tuple[str, LiteralString], ...] = (
     ("users", _USERS),

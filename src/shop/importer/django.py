@@ -171,6 +171,8 @@ async def _run(
             counts.inserted += inserted
             counts.updated += updated
             progress.advance(counts.source * (high - low) // span)  # ids are dense enough
+        if counts.inserted or counts.updated:
+            await target.execute(apply.ANALYZE_AFTER[name])
         progress.finish(f"({counts.inserted} new, {counts.updated} updated)")
 
     progress.step("order history, removed items, deleted products")
