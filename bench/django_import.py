@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,13 +111,33 @@ async def import_once(shop_url: str, source_url: str) -> tuple[float, str]:
     return seconds
 
 
+def _start_postgres_patiently(procs: _Procs, workdir: Path) -> int:
+    """`_start_postgres`, but its ``createdb`` may come while the server still says
+    "starting up" (its port opens first): then wait and create the database here."""
+    try:
+        return _start_postgres(procs, workdir)
+    except subprocess.CalledProcessError:
+        command = list(procs.procs[-1][1].args)
+        port = int(command[command.index("-p") + 1])
+        for _ in range(60):
+            time.sleep(0.5)
+            try:
+                with psycopg.connect(f"postgresql://postgres@{HOST}:{port}/postgres") as conn:
+                    conn.autocommit = True
+                    conn.execute("CREATE DATABASE shop")
+                return port
+            except psycopg.OperationalError:
+                continue
+        raise
+
+
 def run(*, quick: bool = False, scale: float | None = None, keep: bool = False) -> None:
     require_tools()
     scale = scale if scale is not None else (0.01 if quick else 1.0)
     workdir = Path(tempfile.mkdtemp(prefix="shop-bench-import-"))
     procs = _Procs()
     try:
-        port = _start_postgres(procs, workdir)
+        port = _start_postgres_patiently(procs, workdir)
         base = f"postgresql://postgres@{HOST}:{port}"
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute("CREATE DATABASE django")
