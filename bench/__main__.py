@@ -295,6 +295,11 @@ def run_scale_round(
 
 def main() -> None:
     args = parse_args()
+    if args.only.strip().lower() == "import":  # `shop import django` (bench/django_import.py)
+        from bench import django_import
+
+        django_import.run(quick=args.quick, keep=args.keep)
+        return
     require_tools()
     workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
     log(f"work directory {workdir} (logs of every process)")

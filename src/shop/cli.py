@@ -5,6 +5,7 @@
     shop database upgrade                  apply migrations (idempotent)
     shop users create --email --username --password [--staff]
     shop cache flush                       empty memcached (after a database restore)
+    shop import django SOURCE_URL [--dry-run --invoices ...]
     shop dev [--staff EMAIL]               everything in one process, embedded PostgreSQL
 
 Settings come from the environment (`Settings.from_env`); a bad value stops
@@ -209,6 +210,66 @@ def cache_flush() -> None:
     if down:
         _fail(f"not flushed, memcached did not answer: {', '.join(down)}; run it again")
     click.echo(f"cache flushed on {len(settings.cache.servers)} server(s)")
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring data over from another system."""
+
+
+@import_.command("django")
+@click.argument("source_url")
+@click.option("--dry-run", is_flag=True, help="read and check everything, write nothing")
+@click.option(
+    "--email-twins",
+    type=click.Choice(["stop", "keep-latest"]),
+    default="stop",
+    show_default=True,
+    help="users whose e-mails differ only by case: stop, or keep the most recently active one",
+)
+@click.option(
+    "--unknown-category",
+    default="home",
+    show_default=True,
+    type=click.Choice(["electronics", "clothing", "books", "home", "sports", "toys"]),
+    help="category of (archived) products whose category the shop does not know",
+)
+@click.option("--invoices", is_flag=True, help="queue invoice jobs for imported orders")
+@click.option("--all-problems", is_flag=True, help="list every problem, not 20 per rule")
+def import_django(
+    source_url: str,
+    dry_run: bool,
+    email_twins: str,
+    unknown_category: str,
+    invoices: bool,
+    all_problems: bool,
+) -> None:
+    """Import users, products and orders from the Django app's PostgreSQL database.
+
+    Idempotent (upsert by id), one transaction, never writes to SOURCE_URL.
+    Exit status 1 when anything was refused or the import stopped.
+    See docs/migrating-from-django.md.
+    """
+    from shop.importer.django import ImportOptions
+    from shop.importer.django import import_django as run_import
+    from shop.tasks import bind_tasks
+
+    settings = load_settings()
+    bind_tasks()  # --invoices defers the orders' invoice task by name
+    options = ImportOptions(
+        dry_run=dry_run,
+        email_twins="keep-latest" if email_twins == "keep-latest" else "stop",
+        fallback_category=unknown_category,
+        invoices=invoices,
+    )
+    import psycopg
+
+    try:
+        report = asyncio.run(run_import(settings, source_url, options, sys.stdout))
+    except psycopg.Error as exc:
+        _fail(f"import failed, the shop's database is unchanged: {exc}".strip())
+    report.print(sys.stdout, problems_per_rule=None if all_problems else 20)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()

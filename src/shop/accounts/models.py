@@ -41,6 +41,11 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When `shop import django` last wrote this user; null for users made in the shop."""
+    imported_password_hash: Mapped[str | None] = mapped_column(Text)
+    """The Django hash as last imported: a later pass replaces ``password_hash`` only when
+    this changed in the source, so a hash the shop already upgraded at login survives."""
 
     __table_args__ = (
         Index("uq_users_email_lower", func.lower(email), unique=True),

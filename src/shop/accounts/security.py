@@ -2,6 +2,8 @@
 
 * Passwords: Argon2id through pwdlib (`Passwords`, cost from PASSWORD_HASH_*);
   request handlers use the ``_off_loop`` methods, which run them in a thread.
+  Hashes imported from the Django app are verified too (`DjangoHasher`) and
+  replaced by Argon2id at the user's first successful login.
 * Tokens: HS256 JWTs (pyjwt) keyed by SECRET_KEY with claims ``sub``, ``exp``,
   ``iat``, ``jti``, ``type`` (``access`` or ``refresh``); the algorithm is pinned
   at decode, every claim is required, and a token of the wrong type is refused.
@@ -33,6 +35,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
 from shop import prefetch
+from shop.accounts.django_hashes import DjangoHasher
 from shop.accounts.models import User
 from shop.errors import Forbidden, Unauthorized
 
@@ -59,6 +62,9 @@ __all__ = [
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
 
+_MAX_LEGACY_FLOOR = 2.0
+"""Seconds; see `Passwords`."""
+
 _HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
 """Where Argon2 runs: off the event loop, one hash at a time per process.
 
@@ -72,7 +78,18 @@ the rest wait their turn.
 
 
 class Passwords:
-    """Argon2id hashing (pwdlib) with the configured cost; see `passwords_for`."""
+    """Argon2id hashing (pwdlib) with the configured cost; see `passwords_for`.
+
+    Django hashes (imported users who have not logged in since) verify through
+    `DjangoHasher` and come back with an Argon2id ``new_hash``. Their cost is
+    not Argon2's (PBKDF2 with a million rounds takes several times longer),
+    which would tell an unknown email from an imported one by the time a
+    failed login takes. So a failed verification is padded, by sleeping (no
+    CPU), to the slowest Django-hash verification this process has made
+    (`_legacy_floor`): once imported users log in, unknown emails, wrong
+    passwords and unusable hashes all answer after that floor. Until a
+    process has verified one Django hash there is nothing to match.
+    """
 
     def __init__(self, settings: PasswordSettings) -> None:
         hasher = Argon2Hasher(
@@ -80,8 +97,9 @@ class Passwords:
             memory_cost=settings.memory_kib,
             parallelism=settings.parallelism,
         )
-        self._hash = PasswordHash((hasher,))
+        self._hash = PasswordHash((hasher, DjangoHasher()))
         self._dummy = self._hash.hash("shop-dummy-password-for-timing")
+        self._legacy_floor = 0.0
 
     def hash(self, password: str) -> str:
         return self._hash.hash(password)
@@ -94,7 +112,10 @@ class Passwords:
         parameters is verified anyway, so an unknown email takes as long as a
         wrong password.
         """
-        if hashed is None:
+        if hashed is None or (
+            DjangoHasher.identify(hashed) and not DjangoHasher.verifiable(hashed)
+        ):
+            # Unknown user, or an imported hash no password matches (unusable, bcrypt).
             self._hash.verify_and_update(password, self._dummy)
             return False, None
         try:
@@ -102,14 +123,28 @@ class Passwords:
         except Exception:  # a malformed stored hash must not become a 500
             return False, None
 
+    def _timed_verify(self, password: str, hashed: str | None) -> tuple[bool, str | None, float]:
+        """`verify` and its duration (measured in the thread: the queue wait is not the hash's)."""
+        started = time.perf_counter()
+        valid, new_hash = self.verify(password, hashed)
+        return valid, new_hash, time.perf_counter() - started
+
     async def hash_off_loop(self, password: str) -> str:
         """`hash` in the hashing thread."""
         return await asyncio.get_running_loop().run_in_executor(_HASHING, self.hash, password)
 
     async def verify_off_loop(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
-        """`verify` (dummy hash included) in the hashing thread."""
+        """`verify` (dummy hash included) in the hashing thread; failures padded (see the class)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_HASHING, self.verify, password, hashed)
+        valid, new_hash, elapsed = await loop.run_in_executor(
+            _HASHING, self._timed_verify, password, hashed
+        )
+        if hashed is not None and DjangoHasher.verifiable(hashed):
+            # Capped: one absurd stored cost must not slow every failed login for good.
+            self._legacy_floor = max(self._legacy_floor, min(elapsed, _MAX_LEGACY_FLOOR))
+        if not valid and elapsed < self._legacy_floor:
+            await asyncio.sleep(self._legacy_floor - elapsed)
+        return valid, new_hash
 
 
 @functools.cache

@@ -47,6 +47,8 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When `shop import django` last wrote this product; null for products made in the shop."""
 
     __table_args__ = (
         CheckConstraint("price > 0", name="price_positive"),

@@ -99,7 +99,11 @@ def _delivery(event: WebhookEvent, attempts: list[WebhookAttempt]) -> Delivery:
         **problem_responses(
             401,
             404,
-            s404="No such order for this user, or its invoice has not been generated yet",
+            s404=(
+                "No such order for this user; its invoice has not been generated yet (with "
+                "Retry-After); or the order was imported from the Django app, which kept no "
+                "invoices, and none was requested for it (no Retry-After)"
+            ),
         ),
     },
 )
@@ -109,7 +113,9 @@ async def download_invoice(
     order_id: OrderId,
 ) -> Response[bytes]:
     """The invoice is made by a background job shortly after the order is placed; until then
-    this answers 404 with a ``Retry-After`` header."""
+    this answers 404 with a ``Retry-After`` header. An order imported from the Django app
+    has no invoice unless an operator requested them (``shop import django --invoices``):
+    a 404 saying so, without ``Retry-After``."""
     invoice = await invoices.invoice_for(db_session, order_id, request.user)
     return Response(
         content=invoice.pdf,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from shop.settings import JobSettings
 
 __all__ = [
+    "ImportedOrderHasNoInvoice",
     "InvoiceDocument",
     "InvoiceLine",
     "InvoiceNotReady",
@@ -68,6 +69,10 @@ class InvoiceNotReady(NotFound):
         super().__init__(detail, **kwargs)
 
 
+class ImportedOrderHasNoInvoice(NotFound):
+    """This order was imported from the previous (Django) shop, which kept no invoices; none has been issued for it."""
+
+
 async def enqueue_invoice(session: AsyncSession, order_id: int) -> int:
     """Defer the invoice job of ``order_id`` in the caller's transaction (the order's creation)."""
     return await defer(session, "orders:generate_invoice", order_id=order_id)
@@ -79,11 +84,20 @@ def invoice_filename(invoice: Invoice) -> str:
 
 async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -> Invoice:
     """The invoice of an order its owner or a staff member asks for; anyone else learns nothing."""
-    owner_id = await session.scalar(select(Order.user_id).where(Order.id == order_id))
-    if owner_id is None or (owner_id != user.id and not user.is_staff):
+    order = (
+        await session.execute(
+            select(Order.user_id, Order.imported_at, Order.invoice_requested_at).where(
+                Order.id == order_id
+            )
+        )
+    ).one_or_none()
+    if order is None or (order.user_id != user.id and not user.is_staff):
         raise OrderNotFound
     invoice = await session.get(Invoice, order_id)
     if invoice is None:
+        if order.imported_at is not None and order.invoice_requested_at is None:
+            # Not "try again later": nothing will make one unless an operator asks for it.
+            raise ImportedOrderHasNoInvoice
         raise InvoiceNotReady
     return invoice
 

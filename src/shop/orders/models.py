@@ -56,6 +56,10 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When `shop import django` last wrote this order; imported orders have no invoice
+    until ``shop import django --invoices`` requests one (``invoice_requested_at``)."""
+    invoice_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", lazy="raise", order_by="OrderItem.id"
