@@ -198,7 +198,23 @@ def problem_response(
     )
 
 
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`$")
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
+
+
+def msgspec_field(message: str, parent: str = "") -> str | None:
+    """The body field a msgspec validation message is about: ``items[0].quantity``.
+
+    msgspec's `ValidationError` carries no structured path, only its message:
+    ``Expected `int`, got `str` - at `$.items[0].quantity` `` names the field by
+    its JSON path, ``Object missing required field `quantity` - at `$.items[0]` ``
+    by the object holding it plus the name. This is the one place that reads
+    those messages (``parent``: a path already known, e.g. Litestar's key).
+    """
+    at = _AT_PATH.search(message)
+    named = _NAMED_FIELD.search(message)
+    path = at["path"] if at else parent
+    return ".".join(filter(None, (path, named["name"] if named else ""))) or None
 
 
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:
@@ -209,14 +225,10 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
                 field = item.get("key") or item.get("field") or ""
                 message = str(item.get("message", ""))
                 source = item.get("source")
-                # msgspec reports the JSON path of a body field ("at `$.items[0].quantity`").
-                if not field and "at `$." in message:
-                    field = message.rsplit("at `$.", 1)[1].rstrip("`")
-                # A missing or unknown field is named only in msgspec's message; Litestar's
-                # key is the object holding it ("items[0]", or "data" for the whole body).
-                if named := _NAMED_FIELD.search(message):
-                    parent = "" if field == "data" else field
-                    field = ".".join(filter(None, (parent, named["name"])))
+                # Litestar's key is the object holding a body field ("items[0]", or
+                # "data" for the whole body); msgspec's message names the field itself.
+                if not field or field == "data" or _NAMED_FIELD.search(message):
+                    field = msgspec_field(message, "" if field == "data" else field) or field
                 entry = {"field": field or None, "message": message}
                 if source:
                     entry["source"] = str(getattr(source, "value", source))

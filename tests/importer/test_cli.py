@@ -14,7 +14,9 @@ from tests.platform.test_cli import shop
 @pytest.fixture
 def cli_env(postgres_url: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"DATABASE_URL": postgres_url, "SECRET_KEY": "cli-test-secret-key-long-enough"})
+    env.update(
+        {"DATABASE_URL": postgres_url, "SECRET_KEY": "cli-test-secret-key-that-is-long-enough"}
+    )
     env.pop("MEMCACHED_URL", None)
     return env
 

@@ -151,7 +151,7 @@ async def test_twenty_concurrent_orders_get_twenty_consecutive_numbers(
 
 
 async def test_numbers_stay_consecutive_with_order_id_gaps_and_out_of_order_issuing(
-    db: AsyncSession, session_maker: Any
+    db: AsyncSession, session_maker: Any, settings: Settings
 ) -> None:
     customer = await make_user(db)
     first = await make_order(db, customer, with_invoice_job=False)
@@ -169,7 +169,7 @@ async def test_numbers_stay_consecutive_with_order_id_gaps_and_out_of_order_issu
     issued: list[tuple[int, str]] = []
     for order in (third, first, second):
         async with session_maker() as session:
-            invoice = await issue_invoice(session, order.id, "shop")
+            invoice = await issue_invoice(session, order.id, settings.jobs)
             assert invoice is not None
             issued.append((order.id, invoice.number))
             await session.commit()

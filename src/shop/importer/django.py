@@ -200,8 +200,11 @@ async def _run(
 async def _invalidate_caches(settings: Settings, user_ids: list[int], out: TextIO) -> None:
     from shop.accounts.security import forget_user
     from shop.cache import ORDERS, PRODUCTS, create_cache
+    from shop.db import create_engine
+    from shop.identity import read_cache_key_prefix
 
-    cache = create_cache(settings.cache)
+    engine = create_engine(settings.database)  # the cache's keys name the database
+    cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
     try:
         await cache.bump(PRODUCTS)
         await cache.bump(ORDERS)
@@ -215,3 +218,4 @@ async def _invalidate_caches(settings: Settings, user_ids: list[int], out: TextI
             )
     finally:
         await cache.close()
+        await engine.dispose()

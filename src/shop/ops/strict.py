@@ -31,7 +31,7 @@ from litestar.constants import RESERVED_KWARGS
 from litestar.enums import ParamType
 from litestar.params import ParameterKwarg
 
-from shop.errors import InvalidInput
+from shop.errors import InvalidInput, msgspec_field
 from shop.ops.limits import replay
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ _PATH_PARAMETER = re.compile(r"{(\w+):")
 def invalid_body(exc: msgspec.ValidationError) -> InvalidInput:
     """A 400 naming the field msgspec stopped at (``items[0].quantity``)."""
     message = str(exc)
-    field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else None
+    field = msgspec_field(message)
     return InvalidInput(
         f"Invalid value for {field or 'the request body'}: {message.split(' - ', 1)[0]}",
         errors=[{"field": field, "message": message, "source": "body"}],

@@ -125,7 +125,7 @@ _ORDER_AND_NUMBER = text(
            (SELECT last_number FROM n) AS sequence
     FROM orders o
     JOIN users u ON u.id = o.user_id
-    JOIN order_items i ON i.order_id = o.id
+    LEFT JOIN order_items i ON i.order_id = o.id  -- an imported order may have none left
     WHERE o.id = :order_id
     ORDER BY i.id
     """
@@ -167,7 +167,11 @@ async def issue_invoice(
         order_date=first.created_at.date(),
         customer_name=first.username,
         customer_email=first.email,
-        lines=[InvoiceLine(row.product_name, row.quantity, row.price_at_purchase) for row in rows],
+        lines=[
+            InvoiceLine(row.product_name, row.quantity, row.price_at_purchase)
+            for row in rows
+            if row.product_name is not None
+        ],
         total=first.total_price,
     )
     invoice = Invoice(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import msgspec
 
-from shop.errors import InvalidInput
+from shop.errors import InvalidInput, msgspec_field
 from shop.orders.models import OrderStatus
 from shop.schemas import MoneyStr
 
@@ -101,7 +101,7 @@ def strict_order_create(raw: object) -> OrderCreate:
         return msgspec.convert(raw, OrderCreate, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else None
+        field = msgspec_field(message)
         raise InvalidInput(
             f"Invalid value for {field or 'the request body'}",
             errors=[{"field": field, "message": message}],

@@ -28,7 +28,7 @@ from shop.console.pages import (
     render,
     see_other,
 )
-from shop.errors import ShopError
+from shop.errors import ShopError, msgspec_field
 from shop.schemas import money
 from shop.settings import Settings
 
@@ -63,8 +63,7 @@ def field_errors(exc: Exception) -> dict[str, str]:
     """``{field: message}`` from a msgspec validation error or a service's `InvalidInput`."""
     if isinstance(exc, msgspec.ValidationError):
         message = str(exc)
-        field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else ""
-        return {field or "form": message}
+        return {msgspec_field(message) or "form": message}
     if isinstance(exc, ShopError):
         errors = {str(e.get("field") or "form"): str(e["message"]) for e in exc.errors or []}
         return errors or {"form": exc.detail}
