@@ -27,6 +27,7 @@ from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import (
     ProductService,
     check_amount,
+    check_text,
     decode_entry,
     invalid,
     render_list,
@@ -171,6 +172,8 @@ class ProductController(Controller):
             errors += check_amount(price_min, "price_min", allow_zero=True)
         if price_max is not None:
             errors += check_amount(price_max, "price_max", allow_zero=True)
+        if search is not None:
+            errors += check_text(search, "search")
         if errors:
             raise invalid(errors)
         at = window(

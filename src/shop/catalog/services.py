@@ -46,6 +46,7 @@ __all__ = [
     "ProductNotFound",
     "ProductService",
     "check_amount",
+    "check_text",
     "decode_entry",
     "invalid",
     "render_list",
@@ -122,6 +123,18 @@ def to_schema(product: Product) -> schemas.Product:
         created_at=product.created_at,
         updated_at=product.updated_at,
     )
+
+
+def check_text(value: str, field: str) -> list[dict[str, Any]]:
+    """Problems with free text PostgreSQL cannot hold: NUL, or a lone UTF-16 surrogate
+    (not encodable as UTF-8), as ``errors`` entries."""
+    if "\x00" in value:
+        return [{"field": field, "message": "must not contain the NUL character"}]
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return [{"field": field, "message": "must be valid Unicode text"}]
+    return []
 
 
 def check_amount(value: Decimal, field: str, *, allow_zero: bool = False) -> list[dict[str, Any]]:
