@@ -37,7 +37,7 @@ from tests.support.sql import SqlCounter, count_statements
 bind_tasks()  # the composition point, as create_app and `shop worker` do
 
 DOMAIN_TABLES = (
-    "console_audit, console_sessions, "
+    "console_audit, console_sessions, job_failures, "
     "webhook_attempts, webhook_events, invoices, invoice_counters, idempotency_records, "
     "order_status_changes, order_items, orders, products, refresh_families, login_throttle, users, "
     "procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs"

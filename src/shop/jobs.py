@@ -49,6 +49,7 @@ from shop._compat.procrastinate import (
     JOB_TO_DEFER_TYPE,
     forget_external_pool,
 )
+from shop.job_failures import purge_orphans, record_failures
 
 if TYPE_CHECKING:
     from shop.cache import Cache
@@ -271,6 +272,7 @@ async def _run_once(settings: Settings, concurrency: int, connected: asyncio.Eve
             fetch_job_polling_interval=FETCH_POLLING_SECONDS,
             update_heartbeat_interval=HEARTBEAT_SECONDS,
             stalled_worker_timeout=float(settings.jobs.stalled_after_seconds),
+            task_middleware=[record_failures],  # keeps each failure's error for staff
         )
 
 
@@ -323,6 +325,9 @@ async def remove_finished_jobs(context: procrastinate.JobContext, timestamp: int
         remove_cancelled=True,
         remove_aborted=True,
     )
+    async with resources_of(context).session_maker() as session:
+        await purge_orphans(session)  # the failures of the jobs just removed
+        await session.commit()
 
 
 bind(housekeeping, "jobs")

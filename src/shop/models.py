@@ -1,6 +1,7 @@
 """Imports every domain's tables so `metadata` knows the whole schema (Alembic, tests)."""
 
 from shop import identity as identity_models
+from shop import job_failures as job_failures_models
 from shop.accounts import models as accounts_models
 from shop.catalog import models as catalog_models
 from shop.console import models as console_models
@@ -14,6 +15,7 @@ __all__ = [
     "catalog_models",
     "console_models",
     "identity_models",
+    "job_failures_models",
     "metadata",
     "orders_models",
 ]

@@ -6,8 +6,8 @@ staff views, so they are read here with plain statements on the request's
 session. A retry calls Procrastinate's own SQL function (``procrastinate_retry_job_v2``,
 the one its ``JobManager.retry_job_by_id_async`` runs), in the request's
 transaction like every other console change. Procrastinate stores no error
-text for a failed job: the worker's log has the traceback, and the console
-shows what the queue knows (task, arguments, attempts, when it failed).
+text for a failed job; `shop.job_failures` records each failed attempt's error,
+and the list shows the last one.
 """
 
 from __future__ import annotations
@@ -35,12 +35,16 @@ class FailedJob:
     args: dict[str, Any]
     attempts: int
     failed_at: datetime | None
+    error: str | None
+    """The last failed attempt's error (`shop.job_failures`); None if none was recorded."""
 
 
 _COUNTS = text("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")
 _FAILED = text(
     "SELECT j.id, j.task_name, j.args, j.attempts,"
-    " (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS failed_at"
+    " (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS failed_at,"
+    " (SELECT f.error FROM job_failures f WHERE f.job_id = j.id ORDER BY f.id DESC LIMIT 1)"
+    " AS error"
     " FROM procrastinate_jobs j WHERE j.status = 'failed'"
     " ORDER BY j.id DESC LIMIT :limit OFFSET :offset"
 )
@@ -69,6 +73,7 @@ async def failed_jobs(
             args=dict(row.args or {}),
             attempts=row.attempts,
             failed_at=row.failed_at,
+            error=row.error,
         )
         for row in rows
     ], int(total or 0)

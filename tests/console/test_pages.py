@@ -212,9 +212,17 @@ async def test_retry_a_failed_job(signed_in, db: AsyncSession):
             )
         )
     ).scalar_one()
+    await db.execute(
+        text(
+            "INSERT INTO job_failures (job_id, task_name, attempt, error) VALUES"
+            " (:id, 'orders:render_invoice', 1, 'Traceback ...\nValueError: no such font')"
+        ),
+        {"id": job_id},
+    )
     await db.commit()
     page = await signed_in.get("/admin/jobs/")
     assert "orders:render_invoice" in page.text
+    assert "ValueError: no such font" in page.text  # why it failed, before retrying it
 
     response = await post(signed_in, "/admin/jobs/", f"/admin/jobs/{job_id}/retry")
     again = await post(signed_in, "/admin/jobs/", f"/admin/jobs/{job_id}/retry")
