@@ -18,7 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
@@ -30,7 +30,7 @@ from shop.catalog.services import (
     check_text,
     decode_entry,
     invalid,
-    render_list,
+    render_cached_list,
     to_schema,
 )
 from shop.errors import problem_responses
@@ -110,9 +110,8 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     entry = decode_entry(lookup.value)
     if entry is None:
         return None
-    session_maker: async_sessionmaker[AsyncSession] = request.app.state.session_maker
-    async with session_maker() as session:
-        encoded = await render_list(session, request, page_number(params), entry)
+    engine: AsyncEngine = request.app.state.engine
+    encoded = await render_cached_list(engine, request, page_number(params), entry)
     return _conditional(encoded, request.headers.get("if-none-match"))
 
 

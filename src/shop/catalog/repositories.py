@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -17,13 +18,20 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
 from shop.pagination import Count, count_rows
 
-__all__ = ["ProductRepository", "current_stocks", "matching", "page_statement", "stocks_statement"]
+__all__ = [
+    "ProductRepository",
+    "current_stocks",
+    "matching",
+    "page_statement",
+    "stock_reader",
+    "stocks_statement",
+]
 
 _ORDER_COLUMNS = {
     Ordering.PRICE: Product.price,
@@ -179,14 +187,26 @@ def _like_literal(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-async def current_stocks(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
+async def current_stocks(
+    executor: AsyncSession | AsyncConnection, product_ids: Sequence[int]
+) -> dict[int, int]:
     """The current stock of each product: one primary-key lookup for a page.
 
     A plain function, not a repository method: it runs on every cached list
-    read, where building a repository would be most of its cost.
+    read, where building a repository would be most of its cost. A cached list
+    passes an autocommit connection (`stock_reader`): the one statement is its
+    own snapshot, and the read costs one round trip instead of three
+    (BEGIN, SELECT, ROLLBACK).
     """
-    result = await session.execute(stocks_statement(product_ids))
+    result = await executor.execute(stocks_statement(product_ids))
     return {row[0]: row[1] for row in result}
+
+
+@contextlib.asynccontextmanager
+async def stock_reader(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection in autocommit for `current_stocks` outside a request transaction."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def stocks_statement(product_ids: Sequence[int]) -> Select[int, int]:

@@ -29,13 +29,13 @@ from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas
 from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
-from shop.catalog.repositories import ProductRepository, current_stocks
+from shop.catalog.repositories import ProductRepository, current_stocks, stock_reader
 from shop.db import after_commit
 from shop.errors import InvalidInput, NotFound
 from shop.pagination import Count, Window, encode_list, known_count
@@ -49,6 +49,7 @@ __all__ = [
     "check_text",
     "decode_entry",
     "invalid",
+    "render_cached_list",
     "render_list",
     "to_schema",
 ]
@@ -78,7 +79,7 @@ def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
 
 
 async def render_list(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     connection: Connection,
     page: int | None,
     entry: schemas.CatalogueEntry,
@@ -105,6 +106,15 @@ async def render_list(
     at = Window(entry.limit, entry.offset, page)
     count = Count(entry.count, entry.count_is_estimate)
     return Encoded.of(encode_list(connection, at, count, results, entry.has_next))
+
+
+async def render_cached_list(
+    engine: AsyncEngine, connection: Connection, page: int | None, entry: schemas.CatalogueEntry
+) -> Encoded:
+    """`render_list` for a cache hit, outside any request transaction: the page's stock is
+    read on an autocommit connection (one round trip)."""
+    async with stock_reader(engine) as db:
+        return await render_list(db, connection, page, entry)
 
 
 def invalid(errors: list[dict[str, Any]]) -> InvalidInput:
