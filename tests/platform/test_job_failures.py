@@ -46,12 +46,12 @@ async def test_a_failed_jobs_error_is_recorded_with_its_traceback(
 async def test_a_succeeding_job_records_no_failure(
     db: AsyncSession, postgres_url: str, worker: None
 ) -> None:
-    await defer(db, "jobs:retry_stalled_jobs", timestamp=0)
+    job_id = await defer(db, "jobs:retry_stalled_jobs", timestamp=0)
     await db.commit()
 
     async def done() -> bool:
         rows = await jobs(postgres_url, "jobs:retry_stalled_jobs")
-        return bool(rows) and rows[-1]["status"] == "succeeded"
+        return any(r["id"] == job_id and r["status"] == "succeeded" for r in rows)
 
     await eventually(done, timeout=30)
     assert await db.scalar(text("SELECT count(*) FROM job_failures")) == 0
