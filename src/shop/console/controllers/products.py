@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.catalog import schemas
 from shop.catalog.models import Category, Product
@@ -68,6 +69,27 @@ def field_errors(exc: Exception) -> dict[str, str]:
         errors = {str(e.get("field") or "form"): str(e["message"]) for e in exc.errors or []}
         return errors or {"form": exc.detail}
     raise exc
+
+
+async def _audit_update(
+    db_session: AsyncSession,
+    actor_id: int,
+    product_id: int,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """Record a product edit with the fields it changed (nothing when none did)."""
+    old, new = changed(before, after)
+    if new:
+        await audit.record(
+            db_session,
+            actor_id=actor_id,
+            action="product.update",
+            object_type="product",
+            object_id=product_id,
+            before=old,
+            after=new,
+        )
 
 
 def _form_values(form: Any, fields: tuple[str, ...]) -> dict[str, str]:
@@ -225,17 +247,7 @@ class ProductPages(Controller):
         before = snapshot(current)
         try:
             product = await products.replace(product_id, _convert(values, schemas.ProductCreate))
-            old, new = changed(before, snapshot(product))
-            if new:
-                await audit.record(
-                    db_session,
-                    actor_id=request.user.id,
-                    action="product.update",
-                    object_type="product",
-                    object_id=product_id,
-                    before=old,
-                    after=new,
-                )
+            await _audit_update(db_session, request.user.id, product_id, before, snapshot(product))
         except (msgspec.ValidationError, ShopError) as exc:
             await db_session.rollback()
             product = await products.get_for_staff(product_id)
@@ -253,17 +265,8 @@ class ProductPages(Controller):
         errors: dict[str, str] = {}
         try:
             product = await products.update(product_id, _convert(values, schemas.ProductUpdate))
-            old, new = changed(before, snapshot(product, ("price", "stock")))
-            if new:
-                await audit.record(
-                    db_session,
-                    actor_id=request.user.id,
-                    action="product.update",
-                    object_type="product",
-                    object_id=product_id,
-                    before=old,
-                    after=new,
-                )
+            after = snapshot(product, ("price", "stock"))
+            await _audit_update(db_session, request.user.id, product_id, before, after)
         except (msgspec.ValidationError, ShopError) as exc:
             await db_session.rollback()
             errors = field_errors(exc)
