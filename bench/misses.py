@@ -23,8 +23,9 @@ from sqlalchemy.dialects import postgresql
 
 from bench.scale import _psql
 from shop.catalog.models import Product
-from shop.catalog.repositories import live_statement, matching, page_statement, stocks_statement
+from shop.catalog.repositories import live_statement, matching, page_statement
 from shop.catalog.schemas import Category, Ordering, ProductQuery
+from shop.catalog.stock import stocks_statement
 from shop.orders.models import Order, OrderItem, OrderStatusChange
 from shop.orders.repositories import order_conditions, order_page_statement
 

@@ -20,14 +20,14 @@ storing under it safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
 
 from shop.cache import Cache, Lookup
 
-__all__ = ["PREFETCH", "LookupSpec", "keep", "lookup_of", "prefetched", "wanted"]
+__all__ = ["PREFETCH", "LookupSpec", "Wanted", "keep", "lookup_of", "prefetched", "wanted"]
 
 PREFETCH = "shop_prefetch"
 """Key in a route handler's ``opt``: a `LookupSpec`."""
@@ -35,11 +35,13 @@ PREFETCH = "shop_prefetch"
 _RESULT = "shop.prefetch.lookup"
 
 Connection = ASGIConnection[Any, Any, Any, Any]
-LookupSpec = Callable[[Connection], tuple[str, str] | None]
-"""What a route looks up for a request: ``(namespace, suffix)``, or None for nothing."""
+Wanted = tuple[str, str] | tuple[str, str, Sequence[str]]
+"""``(namespace, suffix)``, optionally with plain keys read along (`Cache.lookup`'s ``more``)."""
+LookupSpec = Callable[[Connection], Wanted | None]
+"""What a route looks up for a request, or None for nothing."""
 
 
-def wanted(connection: Connection) -> tuple[str, str] | None:
+def wanted(connection: Connection) -> Wanted | None:
     """The route's lookup for this request, if it declares one (GET and HEAD only)."""
     if connection.scope.get("method") not in ("GET", "HEAD"):
         return None

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shop.cache import PRODUCTS, InProcessCache, MemcachedCache
+from shop.cache import PRODUCTS, InProcessCache, MemcachedCache, stamped, unstamp
 from tests.cache.conftest import fake_memcached, never_answers
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
@@ -225,3 +225,58 @@ async def test_in_process_cache_versions_and_lookup() -> None:
     await cache.bump(PRODUCTS)
 
     assert (await cache.lookup(PRODUCTS, "q")).value is None
+
+
+@pytest.mark.parametrize("backend", ["memcached", "in-process"])
+async def test_put_newer_keeps_the_highest_stamp_whatever_order_puts_arrive_in(
+    memcached: Memcached | str, backend: str
+) -> None:
+    cache = connect(memcached_url(memcached)) if backend == "memcached" else InProcessCache()
+    await cache.put_newer({"stock_1": (7, b"3")}, 60)
+    await cache.put_newer({"stock_1": (6, b"4"), "stock_2": (1, b"9")}, 60)  # arrives late
+    assert await cache.get_many("stock_1", "stock_2") == [stamped(7, b"3"), stamped(1, b"9")]
+
+    await cache.put_newer({"stock_1": (8, b"2")}, 60)
+    assert unstamp(await cache.get("stock_1")) == (8, b"2")
+    await cache.close()
+
+
+async def test_concurrent_put_newer_of_one_key_leaves_the_newest(
+    memcached: Memcached | str,
+) -> None:
+    """Writers racing on one key (adds and compare-and-sets that lose) end on the top stamp."""
+    caches = [connect(memcached_url(memcached), timeout=1.0) for _ in range(4)]
+    stamps = list(range(1, 41))
+    await asyncio.gather(
+        *(
+            caches[n % 4].put_newer({"stock_race": (stamp, b"%d" % stamp)}, 60)
+            for n, stamp in enumerate(reversed(stamps))
+        )
+    )
+    assert unstamp(await caches[0].get("stock_race")) == (40, b"40")
+    for cache in caches:
+        await cache.close()
+
+
+async def test_a_put_that_failed_reads_as_a_miss_until_it_is_delivered() -> None:
+    server = Memcached().start()
+    try:
+        cache = connect(server.url, circuit_seconds=0)
+        await cache.put_newer({"stock_1": (1, b"5")}, 60)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # memcached hangs, keeping the old figure
+
+        await cache.put_newer({"stock_1": (2, b"4")}, 60)
+        assert await cache.get_many("stock_1") == [None]  # never the old figure
+        assert (await cache.lookup(PRODUCTS, "q", ["stock_1"])).more == {"stock_1": None}
+
+        server.process.send_signal(signal.SIGCONT)
+        for _ in range(100):  # the retry task delivers it
+            if unstamp(await cache.get("stock_1")) == (2, b"4"):
+                break
+            await asyncio.sleep(0.05)
+        assert unstamp(await cache.get("stock_1")) == (2, b"4")
+        await cache.close()
+    finally:
+        server.process and server.process.send_signal(signal.SIGCONT)
+        server.stop()

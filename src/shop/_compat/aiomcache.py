@@ -1,4 +1,4 @@
-"""aiomcache 0.8, minus three hazards, plus a one-command multi-key ``get``.
+"""aiomcache 0.8, minus three hazards, plus one-command multi-key ``get`` and ``gets``.
 
 Everything here relies on aiomcache internals (``client.acquire``, the
 ``MemcachePool`` attributes ``_pool``, ``_in_use``, ``_maxsize``, ``_do_close``,
@@ -77,6 +77,14 @@ class Client(aiomcache.Client):
         """One ``get`` (without CAS, unlike aiomcache's multi_get) of several keys."""
         values, _ = await self._multi_get(conn, *keys, with_cas=False)
         return values
+
+    @acquire
+    async def gets_values(
+        self, conn: Connection, *keys: bytes
+    ) -> tuple[dict[bytes, bytes], dict[bytes, int]]:
+        """One ``gets`` of several keys: their values and CAS tokens (aiomcache's
+        ``gets`` takes one key)."""
+        return await self._multi_get(conn, *keys, with_cas=True)
 
     async def _execute_simple_command(self, conn: Connection, raw_command: bytes) -> bytes:
         # aiomcache loops on readline() until a line ends with CRLF; at EOF

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from shop.cache.base import (
     ORDERS,
+    PRODUCT_DETAIL,
     PRODUCTS,
     Cache,
     CacheStats,
@@ -33,6 +34,8 @@ from shop.cache.base import (
     Lookup,
     make_key,
     quote_suffix,
+    stamped,
+    unstamp,
 )
 from shop.cache.inprocess import InProcessCache
 from shop.cache.memcached import MemcachedCache
@@ -41,6 +44,7 @@ from shop.settings import CacheSettings
 __all__ = [
     "ORDERS",
     "PRODUCTS",
+    "PRODUCT_DETAIL",
     "Cache",
     "CacheStats",
     "InProcessCache",
@@ -50,6 +54,8 @@ __all__ = [
     "create_cache",
     "make_key",
     "quote_suffix",
+    "stamped",
+    "unstamp",
 ]
 
 

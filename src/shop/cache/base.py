@@ -6,8 +6,9 @@ import abc
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -21,11 +22,17 @@ __all__ = [
     "initial_version",
     "make_key",
     "quote_suffix",
+    "stamped",
+    "unstamp",
     "version_key",
 ]
 
 PRODUCTS = "products_list"
-"""Namespace of product list and detail responses; bumped by any product or stock change."""
+"""Namespace of product list pages: catalogue fields, bumped when a product is created,
+edited or archived, or its stock crosses zero (``in_stock`` membership)."""
+PRODUCT_DETAIL = "product_detail"
+"""Namespace of product details (catalogue fields): bumped when a product is created,
+edited, archived or restored."""
 ORDERS = "order_detail"
 """Namespace of order detail responses; bumped by any order change."""
 
@@ -51,10 +58,15 @@ class CacheStats:
     """Calls not attempted because the circuit was open."""
 
 
+_NOTHING: Mapping[str, bytes | None] = MappingProxyType({})
+
+
 class Lookup(NamedTuple):
     key: str | None
     """Where to store a freshly built value; None when the namespace version is unknown."""
     value: bytes | None
+    more: Mapping[str, bytes | None] = _NOTHING
+    """Plain keys read along with the entry (``more`` of `Cache.lookup`): value or None."""
 
 
 SAFE_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY}}}")
@@ -72,6 +84,21 @@ def make_key(prefix: str, version: int, suffix: str) -> str:
 def quote_suffix(text: str) -> str:
     """Percent-encode a user-supplied key part so the key stays readable ASCII."""
     return quote(text, safe="=&,.-_")
+
+
+def stamped(stamp: int, value: bytes) -> bytes:
+    """A value as `Cache.put_newer` stores it: ``<stamp>:<value>``."""
+    return b"%d:%s" % (stamp, value)
+
+
+def unstamp(raw: bytes | None) -> tuple[int, bytes] | None:
+    """``(stamp, value)`` of a stamped value; None for a miss or bytes that are not one."""
+    if raw is None:
+        return None
+    stamp, sep, value = raw.partition(b":")
+    if not sep or not stamp.isdigit():
+        return None
+    return int(stamp), value
 
 
 def version_key(namespace: str) -> str:
@@ -119,6 +146,17 @@ class Cache(abc.ABC):
     async def delete(self, key: str) -> None: ...
 
     @abc.abstractmethod
+    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+        """Store each ``key: (stamp, value)`` (as `stamped`) unless the cache holds
+        that key under a stamp at least as high: a value derived from a newer state
+        is never replaced by an older one, whatever order the puts arrive in.
+
+        For values whose source orders its own changes (a row's version moved by
+        every update). One that cannot be delivered is remembered: until it is,
+        this instance reads that key as a miss.
+        """
+
+    @abc.abstractmethod
     async def version(self, namespace: str) -> int:
         """The namespace's current version; 0 when unknown (do not store under it)."""
 
@@ -126,13 +164,16 @@ class Cache(abc.ABC):
     async def bump(self, namespace: str) -> None: ...
 
     @abc.abstractmethod
-    async def lookup(self, namespace: str, suffix: str) -> Lookup: ...
+    async def lookup(self, namespace: str, suffix: str, more: Sequence[str] = ()) -> Lookup:
+        """The entry ``suffix`` of ``namespace`` under its current version, and the
+        plain keys ``more`` (a route's other entries it can name up front), read
+        together where the backend can."""
 
     async def get_and_lookup(
-        self, key: str, namespace: str, suffix: str
+        self, key: str, namespace: str, suffix: str, more: Sequence[str] = ()
     ) -> tuple[bytes | None, Lookup]:
         """`get` of ``key`` and `lookup` of ``suffix``; a backend may answer both in one round trip."""
-        return await self.get(key), await self.lookup(namespace, suffix)
+        return await self.get(key), await self.lookup(namespace, suffix, more)
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...

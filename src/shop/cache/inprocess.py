@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 
-from shop.cache.base import Cache, CacheStats, Lookup, initial_version, make_key, version_key
+from shop.cache.base import (
+    Cache,
+    CacheStats,
+    Lookup,
+    initial_version,
+    make_key,
+    stamped,
+    unstamp,
+    version_key,
+)
 
 __all__ = ["InProcessCache"]
 
@@ -46,6 +56,12 @@ class InProcessCache(Cache):
         self.stats.calls += 1
         self._data.pop(key, None)
 
+    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+        for key, (stamp, value) in entries.items():
+            held = unstamp(await self.get(key))
+            if held is None or held[0] < stamp:
+                await self.set(key, stamped(stamp, value), ttl)
+
     async def version(self, namespace: str) -> int:
         self.stats.calls += 1
         key = version_key(namespace)
@@ -59,9 +75,9 @@ class InProcessCache(Cache):
         self._data[version_key(namespace)] = (math.inf, str(current + 1).encode())
         self.stats.bumps += 1
 
-    async def lookup(self, namespace: str, suffix: str) -> Lookup:
+    async def lookup(self, namespace: str, suffix: str, more: Sequence[str] = ()) -> Lookup:
         key = make_key(namespace, await self.version(namespace), suffix)
-        return Lookup(key, await self.get(key))
+        return Lookup(key, await self.get(key), {k: await self.get(k) for k in more})
 
     async def ping(self) -> bool:
         return True

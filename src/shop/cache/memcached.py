@@ -43,7 +43,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -55,6 +55,8 @@ from shop.cache.base import (
     Lookup,
     initial_version,
     make_key,
+    stamped,
+    unstamp,
     version_key,
 )
 from shop.cache.node import Node
@@ -68,6 +70,8 @@ _CIRCUIT_SECONDS = 1.0
 _RETRY_EVERY = 0.25
 _FORGET_PENDING_AFTER = 600.0
 """A pending invalidation older than the longest TTL is moot: what it invalidates has expired."""
+_CAS_ATTEMPTS = 3
+"""Rounds of ``gets``/``cas`` a `put_newer` tries before leaving the entry pending."""
 _VERSION = version_key("")
 """Every version counter's key starts with this; they are the replicated keys."""
 
@@ -129,6 +133,8 @@ class MemcachedCache(Cache):
         self._last_version: dict[str, int] = {}
         self._pending_bumps: dict[str, float] = {}
         self._pending_deletes: dict[str, float] = {}
+        self._pending_puts: dict[str, tuple[int, bytes, int, float]] = {}
+        """`put_newer` entries not delivered yet: ``key: (stamp, value, ttl, since)``."""
         self._retry_task: asyncio.Task[None] | None = None
         self._repairs: dict[str, asyncio.Task[None]] = {}
         self._batch: _Batch | None = None
@@ -338,19 +344,31 @@ class MemcachedCache(Cache):
 
     # -- plain keys ----------------------------------------------------------------
 
+    async def _settled(self, pending: Mapping[str, object], item: str) -> bool:
+        """Whether ``item`` (a key or a namespace) has no undelivered write in
+        ``pending``, after one attempt to deliver what is pending."""
+        if item not in pending:
+            return True
+        await self._flush_pending()
+        return item not in pending
+
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = None
-        if key not in self._pending_deletes or await self._flush_pending():
+        if await self._settled(self._pending_deletes, key) and await self._settled(
+            self._pending_puts, key
+        ):
             found = await self._fetch(key)
             value = found.get(key)
         self._count(value)
         return value
 
     async def get_many(self, *keys: str) -> list[bytes | None]:
-        found: Found = {}
-        if keys and (not self._pending_deletes or await self._flush_pending()):
-            found = await self._fetch(*keys)
-        result = [found.get(key) for key in keys]
+        if not keys:
+            return []
+        if self._pending_deletes or self._pending_puts:
+            await self._flush_pending()
+        found = await self._fetch(*keys)
+        result = [self._unless_pending(key, found) for key in keys]
         for value in result:
             self._count(value)
         return result
@@ -366,9 +384,104 @@ class MemcachedCache(Cache):
             self._pending_deletes.setdefault(key, time.monotonic())
             self._start_retrying()
 
+    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+        """Compare-and-set on the stamps (see `Cache.put_newer`): one ``gets`` per
+        server for all the keys, then an ``add`` (absent) or a ``cas`` (older) per
+        key, concurrently; a key whose ``add`` or ``cas`` lost a race is tried
+        again. Writes are forced through an open circuit once, like invalidations."""
+        undelivered = await self._put_newer(entries, ttl, force=True)
+        if undelivered:
+            now = time.monotonic()
+            for key in undelivered:
+                stamp, value = entries[key]
+                held = self._pending_puts.get(key)
+                if held is None or held[0] < stamp:
+                    self._pending_puts[key] = (stamp, value, ttl, now)
+            self._start_retrying()
+        else:
+            for key, (stamp, _) in entries.items():
+                held = self._pending_puts.get(key)
+                if held is not None and held[0] <= stamp:
+                    del self._pending_puts[key]
+
+    async def _put_newer(
+        self, entries: Mapping[str, tuple[int, bytes]], ttl: int, *, force: bool
+    ) -> list[str]:
+        """The keys of ``entries`` not delivered."""
+        if not entries:
+            return []
+        if self._prefix is None and not await self._ready():
+            return list(entries)
+        groups: dict[Node, dict[str, tuple[int, bytes]]] = {}
+        for key, entry in entries.items():
+            node = self._single or self._ring.owner(key)
+            groups.setdefault(node, {})[key] = entry
+        missed = await asyncio.gather(
+            *(self._put_newer_on(node, group, ttl, force) for node, group in groups.items())
+        )
+        return [key for keys in missed for key in keys]
+
+    async def _put_newer_on(
+        self, node: Node, entries: dict[str, tuple[int, bytes]], ttl: int, force: bool
+    ) -> list[str]:
+        """`put_newer` on one server; the keys not delivered."""
+        todo = entries
+        for _ in range(_CAS_ATTEMPTS):
+            failed, lost = await self._put_round(node, todo, ttl, force)
+            if failed:
+                return failed + list(lost)
+            if not lost:
+                return []
+            todo = lost
+        return list(todo)
+
+    async def _put_round(
+        self, node: Node, entries: dict[str, tuple[int, bytes]], ttl: int, force: bool
+    ) -> tuple[list[str], dict[str, tuple[int, bytes]]]:
+        """One ``gets`` of ``entries``' keys, then ``add`` or ``cas`` each one that is
+        absent or older: ``(keys whose server failed, entries that lost a race)``."""
+        wires = {self._wire(key): key for key in entries}
+        ok, held = await node.call("gets", lambda: node.client.gets_values(*wires), force=force)
+        if not ok or held is None:
+            return list(entries), {}
+        values, tokens = held
+
+        async def one(wire: bytes, stamp: int, value: bytes) -> bool | None:
+            """True: delivered (or a newer value is there); False: lost a race; None: failed."""
+            new = stamped(stamp, value)
+            token = tokens.get(wire)
+            if wire not in values or token is None:
+                ok, done = await node.call(
+                    "add", lambda: node.client.add(wire, new, exptime=ttl), force=force
+                )
+            else:
+                current = unstamp(values[wire])
+                if current is not None and current[0] >= stamp:
+                    return True
+                ok, done = await node.call(
+                    "cas", lambda: node.client.cas(wire, new, token, exptime=ttl), force=force
+                )
+            return bool(done) if ok else None
+
+        outcomes = await asyncio.gather(*(one(wire, *entries[key]) for wire, key in wires.items()))
+        failed: list[str] = []
+        lost: dict[str, tuple[int, bytes]] = {}
+        for key, outcome in zip(wires.values(), outcomes, strict=True):
+            if outcome is None:
+                failed.append(key)
+            elif outcome is False:
+                lost[key] = entries[key]
+        return failed, lost
+
     async def _delete_now(self, key: str) -> bool:
         ok, _ = await self._on_owner(key, "delete", lambda c, k: c.delete(k))
         return ok
+
+    def _unless_pending(self, key: str, found: Found) -> bytes | None:
+        """``found[key]``, or a miss while a write of ``key`` waits to be delivered."""
+        if key in self._pending_deletes or key in self._pending_puts:
+            return None
+        return found.get(key)
 
     def _count(self, value: bytes | None) -> None:
         if value is None:
@@ -379,7 +492,7 @@ class MemcachedCache(Cache):
     # -- versions ------------------------------------------------------------------
 
     async def version(self, namespace: str) -> int:
-        if namespace in self._pending_bumps and not await self._flush_pending():
+        if not await self._settled(self._pending_bumps, namespace):
             return 0
         return await self._current_version(namespace) or 0
 
@@ -423,10 +536,10 @@ class MemcachedCache(Cache):
         self._last_version[namespace] = version
         return version
 
-    async def lookup(self, namespace: str, suffix: str) -> Lookup:
-        if namespace in self._pending_bumps and not await self._flush_pending():
+    async def lookup(self, namespace: str, suffix: str, more: Sequence[str] = ()) -> Lookup:
+        if not await self._settled(self._pending_bumps, namespace):
             self.stats.misses += 1
-            return Lookup(None, None)
+            return Lookup(None, None, await self._more(more))
         last = self._last_version.get(namespace)
         if last is not None:
             # One round trip: the counter and the entry under the version seen
@@ -434,50 +547,58 @@ class MemcachedCache(Cache):
             # fresh as a separate version read would have made it.
             key = make_key(namespace, last, suffix)
             name = version_key(namespace)
-            found = await self._fetch(name, key)
+            found = await self._fetch(name, key, *more)
             if name not in found:
                 self.stats.misses += 1
-                return Lookup(None, None)
+                return Lookup(None, None, self._pick(more, found))
             if found[name] == str(last).encode():
                 value = found.get(key)
                 self._count(value)
-                return Lookup(key, value)
-        return await self._lookup_current(namespace, suffix)
+                return Lookup(key, value, self._pick(more, found))
+        return await self._lookup_current(namespace, suffix, more)
 
     async def get_and_lookup(
-        self, key: str, namespace: str, suffix: str
+        self, key: str, namespace: str, suffix: str, more: Sequence[str] = ()
     ) -> tuple[bytes | None, Lookup]:
         """The user snapshot and a route's entry in one ``get`` (see `shop.prefetch`):
-        ``key``, the namespace's counter and the entry under the version seen
-        last. Anything unusual (no version seen yet, a pending bump or delete,
-        the version moved) takes the paths of `get` and `lookup`."""
+        ``key``, the namespace's counter, the entry under the version seen last
+        and the plain keys ``more``. Anything unusual (no version seen yet, a
+        pending bump, delete or put, the version moved) takes the paths of
+        `get` and `lookup`."""
         last = self._last_version.get(namespace)
         if last is None or namespace in self._pending_bumps or key in self._pending_deletes:
-            return await super().get_and_lookup(key, namespace, suffix)
+            return await super().get_and_lookup(key, namespace, suffix, more)
         entry_key = make_key(namespace, last, suffix)
         name = version_key(namespace)
-        found = await self._fetch(key, name, entry_key)
+        found = await self._fetch(key, name, entry_key, *more)
         value = found.get(key)
         self._count(value)
         if name not in found:
             self.stats.misses += 1
-            return value, Lookup(None, None)
+            return value, Lookup(None, None, self._pick(more, found))
         if found[name] == str(last).encode():
             entry = found.get(entry_key)
             self._count(entry)
-            return value, Lookup(entry_key, entry)
-        return value, await self._lookup_current(namespace, suffix)
+            return value, Lookup(entry_key, entry, self._pick(more, found))
+        return value, await self._lookup_current(namespace, suffix, more)
 
-    async def _lookup_current(self, namespace: str, suffix: str) -> Lookup:
+    def _pick(self, keys: Sequence[str], found: Found) -> dict[str, bytes | None]:
+        return {key: self._unless_pending(key, found) for key in keys}
+
+    async def _more(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        return dict(zip(keys, await self.get_many(*keys), strict=True)) if keys else {}
+
+    async def _lookup_current(self, namespace: str, suffix: str, more: Sequence[str]) -> Lookup:
         """The lookup under the namespace's version read now (the slow path)."""
         version = await self._current_version(namespace)
         if version is None:
             self.stats.misses += 1
-            return Lookup(None, None)
+            return Lookup(None, None, await self._more(more))
         key = make_key(namespace, version, suffix)
-        _, value = await self._on_owner(key, "get", lambda c, k: c.get(k))
+        found = await self._fetch(key, *more)
+        value = found.get(key)
         self._count(value)
-        return Lookup(key, value)
+        return Lookup(key, value, self._pick(more, found))
 
     async def bump(self, namespace: str) -> None:
         """Bump ``namespace``'s version; shared by the callers of one event-loop turn.
@@ -562,14 +683,30 @@ class MemcachedCache(Cache):
                 continue
             if await self._delete_now(key):
                 self._pending_deletes.pop(key, None)
-        return not self._pending_bumps and not self._pending_deletes
+        if self._pending_puts:
+            due = {
+                key: held
+                for key, held in self._pending_puts.items()
+                if now - held[3] <= _FORGET_PENDING_AFTER
+            }
+            by_ttl: dict[int, dict[str, tuple[int, bytes]]] = {}
+            for key, (stamp, value, ttl, _) in due.items():
+                by_ttl.setdefault(ttl, {})[key] = (stamp, value)
+            undelivered: set[str] = set()
+            for ttl, group in by_ttl.items():
+                undelivered.update(await self._put_newer(group, ttl, force=False))
+            for key, held in list(self._pending_puts.items()):
+                # Delivered (and not replaced by a newer pending put meanwhile), or moot.
+                if key not in undelivered and due.get(key, held) is held:
+                    del self._pending_puts[key]
+        return not self._pending_bumps and not self._pending_deletes and not self._pending_puts
 
     def _start_retrying(self) -> None:
         if self._retry_task is None or self._retry_task.done():
             self._retry_task = asyncio.get_running_loop().create_task(self._retry_pending())
 
     async def _retry_pending(self) -> None:
-        while self._pending_bumps or self._pending_deletes:
+        while self._pending_bumps or self._pending_deletes or self._pending_puts:
             await asyncio.sleep(_RETRY_EVERY)
             await self._flush_pending()  # a server whose circuit is open is skipped at no cost
 

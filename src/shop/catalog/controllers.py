@@ -18,19 +18,19 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
-from shop.catalog import schemas
+from shop.catalog import schemas, stock
 from shop.catalog.caching import Encoded, etag_matches
 from shop.catalog.services import (
     ProductService,
     check_amount,
     check_text,
-    decode_entry,
+    detail_lookup,
     invalid,
-    render_cached_list,
+    serve_cached_list,
     to_schema,
 )
 from shop.errors import problem_responses
@@ -67,7 +67,7 @@ def provide_products(db_session: NamedDependency[AsyncSession], state: State) ->
     in an anyio task group per request, which cost a cached read about 15% (bench S1/S2)."""
     cache: Cache = state.cache
     settings: Settings = state.settings
-    return ProductService(db_session, cache, settings.cache.products_ttl)
+    return ProductService(db_session, cache, settings.cache.products_ttl, state.engine)
 
 
 def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
@@ -82,13 +82,28 @@ def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
     )
 
 
-def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
+def _list_suffix(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     # The pairs, as sent, in sorted order: the same query in another order
     # shares the entry, without decoding and re-encoding every pair. A
     # parameter given twice is refused before this key is used (the hook), so
     # the key means exactly the query the handler validates.
     pairs = connection.scope["query_string"].decode("latin-1").split("&")
-    return PRODUCTS, "raw:" + "&".join(sorted(pairs))
+    return "raw:" + "&".join(sorted(pairs))
+
+
+def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str, list[str]]:
+    # With the page: the stock entries of the products this query showed last time.
+    suffix = _list_suffix(connection)
+    return PRODUCTS, suffix, stock.expected(suffix)
+
+
+def _detail_lookup(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> tuple[str, str, list[str]] | None:
+    product_id = connection.path_params.get("product_id")
+    if not isinstance(product_id, int) or not 0 < product_id <= 2**63 - 1:
+        return None
+    return detail_lookup(product_id)
 
 
 async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
@@ -98,20 +113,29 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     the handler has validated that exact query and built its response, so a
     hit here can only be a query that was valid before. The key carries the
     catalogue version like every other entry, so a catalogue change bumps it
-    too. A hit still reads the page's stock figures from PostgreSQL (one
-    primary-key query) and builds ``next``/``previous`` from this request. A
-    miss falls through to the handler, which stores under both keys. The
-    lookup itself was read with the caller's snapshot (`shop.prefetch`).
+    too. The page's stock figures come from their own entries, read with the
+    page when this process has seen the query before (`shop.catalog.stock`);
+    ``next``/``previous`` are built from this request. A miss falls through to
+    the handler, which stores under both keys. The lookup itself was read with
+    the caller's snapshot (`shop.prefetch`).
     """
     params = refuse_repeated(request)
     lookup = await prefetched(request, _list_lookup)
-    if lookup is None or lookup.value is None:
+    if lookup is None:
         return None
-    entry = decode_entry(lookup.value)
-    if entry is None:
+    state = request.app.state
+    settings: Settings = state.settings
+    encoded = await serve_cached_list(
+        state.cache,
+        state.engine,
+        settings.cache.products_ttl,
+        request,
+        page_number(params),
+        _list_suffix(request),
+        lookup,
+    )
+    if encoded is None:
         return None
-    engine: AsyncEngine = request.app.state.engine
-    encoded = await render_cached_list(engine, request, page_number(params), entry)
     return _conditional(encoded, request.headers.get("if-none-match"))
 
 
@@ -192,14 +216,14 @@ class ProductController(Controller):
             limit=at.limit,
             offset=at.offset,
         )
-        raw = lookup_of(request)  # the hook's lookup under the raw query string
         settings: Settings = request.app.state.settings
         encoded = await products.list_page(
             request,
             query,
             at,
             settings.list_exact_count_max,
-            also_under=raw.key if raw else None,
+            # the hook's lookup under the raw query string
+            raw=(_list_suffix(request), lookup_of(request)),
         )
         return _conditional(encoded, if_none_match)
 
@@ -207,15 +231,17 @@ class ProductController(Controller):
         "/{product_id:int}",
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
+        opt={PREFETCH: _detail_lookup},
     )
     async def get_product(
         self,
+        request: Request[Any, Any, Any],
         products: NamedDependency[ProductService],
         product_id: FromPath[int],
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await products.detail_encoded(product_id)
+        encoded = await products.detail_encoded(product_id, lookup_of(request))
         return _conditional(encoded, if_none_match)
 
     @post(

@@ -41,6 +41,9 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     stock: Mapped[int] = mapped_column(Integer)
+    stock_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Moved forward by a trigger on every change of ``stock`` (migration
+    2026_12_01_12): orders the cached stock figures of `shop.catalog.stock`."""
     category: Mapped[str] = mapped_column(String(32))
     archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     ColumnElement,
     Select,
     String,
-    any_,
     bindparam,
     func,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
@@ -26,11 +21,8 @@ from shop.pagination import Count, count_rows
 
 __all__ = [
     "ProductRepository",
-    "current_stocks",
     "matching",
     "page_statement",
-    "stock_reader",
-    "stocks_statement",
 ]
 
 _ORDER_COLUMNS = {
@@ -185,33 +177,3 @@ def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
 def _like_literal(text: str) -> str:
     """``text`` as a LIKE pattern that matches itself: ``%`` and ``_`` are not wildcards."""
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
-async def current_stocks(
-    executor: AsyncSession | AsyncConnection, product_ids: Sequence[int]
-) -> dict[int, int]:
-    """The current stock of each product: one primary-key lookup for a page.
-
-    A plain function, not a repository method: it runs on every cached list
-    read, where building a repository would be most of its cost. A cached list
-    passes an autocommit connection (`stock_reader`): the one statement is its
-    own snapshot, and the read costs one round trip instead of three
-    (BEGIN, SELECT, ROLLBACK).
-    """
-    result = await executor.execute(stocks_statement(product_ids))
-    return {row[0]: row[1] for row in result}
-
-
-@contextlib.asynccontextmanager
-async def stock_reader(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection in autocommit for `current_stocks` outside a request transaction."""
-    async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def stocks_statement(product_ids: Sequence[int]) -> Select[int, int]:
-    return select(Product.id, Product.stock).where(Product.id == any_(_ids(product_ids)))
-
-
-def _ids(product_ids: Sequence[int]) -> Any:
-    return bindparam("ids", list(product_ids), type_=ARRAY(BigInteger))

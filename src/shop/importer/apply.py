@@ -218,6 +218,11 @@ WHERE s.refused IS NULL AND t.imported_at IS NOT NULL
        s.is_active)
 """
 
+_CHANGED_STOCK: LiteralString = """
+SELECT s.id FROM src_products s JOIN products t USING (id)
+WHERE s.refused IS NULL AND t.imported_at IS NOT NULL AND t.stock IS DISTINCT FROM s.stock
+"""
+
 # Identity sequences past the largest id (never backwards: setval is not
 # transactional, and new shop rows may already be above the imported ones).
 SEQUENCES: tuple[LiteralString, ...] = (
@@ -274,3 +279,8 @@ async def run_statement(conn: psycopg.AsyncConnection[Any], query: LiteralString
 
 async def changed_user_ids(conn: psycopg.AsyncConnection[Any]) -> list[int]:
     return [int(row[0]) for row in await (await conn.execute(_CHANGED_USERS)).fetchall()]
+
+
+async def changed_stock_ids(conn: psycopg.AsyncConnection[Any]) -> list[int]:
+    """Products imported before whose stock this run changes (their cached figures go)."""
+    return [int(row[0]) for row in await (await conn.execute(_CHANGED_STOCK)).fetchall()]

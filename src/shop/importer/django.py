@@ -104,7 +104,7 @@ async def import_django(
         try:
             # Room for the joins and aggregates over millions of staged rows (no spill to disk).
             await target.execute("SET LOCAL work_mem = '256MB'")
-            changed_users = await _run(source, target, options, report, progress)
+            changed_users, changed_stock = await _run(source, target, options, report, progress)
             if report.blocked or options.dry_run:
                 await target.rollback()
             else:
@@ -120,7 +120,7 @@ async def import_django(
         await source.close()
     if not report.blocked and not options.dry_run:
         progress.step("invalidating caches")
-        await _invalidate_caches(settings, changed_users, out)
+        await _invalidate_caches(settings, changed_users, changed_stock, out)
         progress.done()
     report.seconds = time.monotonic() - started
     return report
@@ -132,7 +132,8 @@ async def _run(
     options: ImportOptions,
     report: Report,
     progress: Progress,
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
+    """``(users, products)`` whose cached snapshot or stock figure the run makes stale."""
     for table in staging.STAGED:
         total = await staging.count_source(source, table)
         report.tables[table.name].source = total
@@ -148,7 +149,7 @@ async def _run(
                 f"{len(twins)} users share an e-mail address up to case; "
                 "resolve them in the Django app or run with --email-twins keep-latest"
             )
-            return []
+            return [], []
         report.problems += await rules.keep_latest_twin(target)
 
     progress.step("checking the rules for odd data")
@@ -159,6 +160,7 @@ async def _run(
             report.tables[problem.table].refused += 1
 
     changed_users = await apply.changed_user_ids(target)
+    changed_stock = await apply.changed_stock_ids(target)
     params: dict[str, Any] = {
         "categories": list(rules.CATEGORIES),
         "fallback": options.fallback_category,
@@ -194,12 +196,15 @@ async def _run(
     if options.invoices:
         queued = await queue_invoices(target)
         report.notes.append(f"invoice jobs queued for imported orders: {queued}")
-    return changed_users
+    return changed_users, changed_stock
 
 
-async def _invalidate_caches(settings: Settings, user_ids: list[int], out: TextIO) -> None:
+async def _invalidate_caches(
+    settings: Settings, user_ids: list[int], product_ids: list[int], out: TextIO
+) -> None:
     from shop.accounts.security import forget_user
-    from shop.cache import ORDERS, PRODUCTS, create_cache
+    from shop.cache import ORDERS, PRODUCT_DETAIL, PRODUCTS, create_cache
+    from shop.catalog import stock
     from shop.db import create_engine
     from shop.identity import read_cache_key_prefix
 
@@ -207,7 +212,11 @@ async def _invalidate_caches(settings: Settings, user_ids: list[int], out: TextI
     cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
     try:
         await cache.bump(PRODUCTS)
+        await cache.bump(PRODUCT_DETAIL)
         await cache.bump(ORDERS)
+        for start in range(0, len(product_ids), 500):
+            batch = product_ids[start : start + 500]
+            await stock.refresh(cache, engine, batch, settings.cache.products_ttl)
         for start in range(0, len(user_ids), 100):
             await asyncio.gather(*(forget_user(cache, i) for i in user_ids[start : start + 100]))
         if not cache.healthy:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser
 from shop.cache import PRODUCTS, Cache
+from shop.catalog import stock
 from shop.db import after_commit
 from shop.errors import InvalidInput
 from shop.jobs import task_job
@@ -80,10 +81,19 @@ class Checkout:
         if inserted is None:
             self._refuse(placed.lines)
             raise RuntimeError("checkout refused a basket it found no fault with")
-        if any(line.product is not None and line.product.stock == 0 for line in placed.lines):
+        # The new stock figures, published before the 201 leaves: the client's next
+        # read, on any instance, shows its decrement (`shop.catalog.stock`).
+        taken = [
+            stock.Stock(line.product.id, line.product.stock, line.product.stock_version)
+            for line in placed.lines
+            if line.product is not None
+        ]
+        ttl = self.settings.cache.products_ttl
+        after_commit(self.session, lambda: stock.publish(self.cache, taken, ttl))
+        if any(item.stock == 0 for item in taken):
             # A product sold out: it leaves `in_stock=true` pages and counts. An
             # order that leaves stock above zero changes no cached page (stock
-            # figures are read fresh), so the catalogue's cache survives it.
+            # figures have entries of their own), so the catalogue's cache survives it.
             after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
 
         bought = [(_product(line), line.quantity) for line in placed.lines]

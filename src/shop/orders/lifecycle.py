@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser
 from shop.cache import ORDERS, PRODUCTS, Cache
+from shop.catalog import stock
 from shop.db import after_commit
 from shop.orders import schemas, webhooks
 from shop.orders.models import OrderStatus
@@ -51,6 +52,7 @@ def allowed_next(current: OrderStatus, user: CurrentUser) -> list[OrderStatus]:
 
 class Lifecycle:
     def __init__(self, session: AsyncSession, cache: Cache, settings: Settings) -> None:
+        self.settings = settings
         self.session = session
         self.cache = cache
         self.orders = OrderRepository(session=session)
@@ -79,7 +81,10 @@ class Lifecycle:
 
         await self.orders.set_status(order, target, actor_id=user.id)
         if target is OrderStatus.CANCELLED:
-            if await self.stock.restore_for_order(order.id):
+            restored = await self.stock.restore_for_order(order.id)
+            ttl = self.settings.cache.products_ttl
+            after_commit(self.session, lambda: stock.publish(self.cache, restored.stocks, ttl))
+            if restored.back_in_stock:
                 # A sold-out product is back in stock: `in_stock` pages change.
                 after_commit(self.session, lambda: self.cache.bump(PRODUCTS))
         elif target is OrderStatus.SHIPPED:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop._compat.procrastinate import DEFER_JOBS_FUNCTION, JOB_TO_DEFER_TYPE
 from shop.accounts.models import User
 from shop.catalog.models import Product
+from shop.catalog.stock import Stock
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
 from shop.pagination import Count, Window, count_rows, known_count
 
@@ -38,6 +39,7 @@ __all__ = [
     "LockedProduct",
     "OrderRepository",
     "PlacedOrder",
+    "RestoredStock",
     "StockRepository",
 ]
 
@@ -59,6 +61,8 @@ class LockedProduct:
     archived: bool
     created_at: datetime
     updated_at: datetime
+    stock_version: int
+    """``products.stock_version`` of ``stock`` (see `shop.catalog.stock`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ _RESTORE_STOCK = text(
     SET stock = p.stock + r.quantity
     FROM returned r, locked l
     WHERE p.id = r.product_id AND l.id = p.id
-    RETURNING p.stock = r.quantity AS was_sold_out
+    RETURNING p.id, p.stock, p.stock_version, p.stock = r.quantity AS was_sold_out
     """
 )
 
@@ -126,7 +130,7 @@ _PLACE_ORDER = text(
             WITH ORDINALITY AS w(product_id, quantity, n)
     ), locked AS MATERIALIZED (
         SELECT p.id, p.name, p.description, p.category, p.price, p.stock, p.archived,
-               p.created_at, p.updated_at
+               p.created_at, p.updated_at, p.stock_version
         FROM products p
         WHERE p.id = ANY(CAST(:ids AS bigint[]))
         ORDER BY p.id
@@ -142,7 +146,7 @@ _PLACE_ORDER = text(
         SET stock = p.stock - w.quantity
         FROM wanted w, verdict v
         WHERE v.ok AND p.id = w.product_id
-        RETURNING p.id, p.stock
+        RETURNING p.id, p.stock, p.stock_version
     ), o AS (
         INSERT INTO orders (user_id, status, total_price)
         SELECT :user_id, 'pending', v.total FROM verdict v
@@ -170,7 +174,7 @@ _PLACE_ORDER = text(
     )
     SELECT w.product_id, w.quantity, l.id, l.name, l.description, l.category, l.price,
            coalesce(c.stock, l.stock) AS stock, l.archived, l.created_at, l.updated_at,
-           o.id AS order_id, o.created_at AS order_created_at, o.updated_at AS order_updated_at,
+           coalesce(c.stock_version, l.stock_version) AS stock_version, o.id AS order_id, o.created_at AS order_created_at, o.updated_at AS order_updated_at,
            h.at AS history_at, i.id AS item_id, j.job_ids
     FROM wanted w
     LEFT JOIN locked l ON l.id = w.product_id
@@ -207,19 +211,28 @@ class JobToDefer:
     scheduled_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class RestoredStock:
+    stocks: list[Stock]
+    """Each product's stock after the return, with its version."""
+    back_in_stock: bool
+    """A product that was sold out (stock 0) is back in stock."""
+
+
 class StockRepository:
     """Stock of products, as orders take and return it."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def restore_for_order(self, order_id: int) -> bool:
-        """Give every item of ``order_id`` back to stock (locks rows in ascending id order).
-
-        True when a product that was sold out (stock 0) is back in stock.
-        """
+    async def restore_for_order(self, order_id: int) -> RestoredStock:
+        """Give every item of ``order_id`` back to stock (locks rows in ascending id order)."""
         result = await self.session.execute(_RESTORE_STOCK, {"order_id": order_id})
-        return any(row.was_sold_out for row in result)
+        rows = result.all()
+        return RestoredStock(
+            stocks=[Stock(row.id, row.stock, row.stock_version) for row in rows],
+            back_in_stock=any(row.was_sold_out for row in rows),
+        )
 
 
 class CheckoutRepository:
@@ -261,7 +274,7 @@ class CheckoutRepository:
         }
         rows = (await self.session.execute(_PLACE_ORDER, params)).all()
         basket = [
-            BasketLine(row[0], row[1], None if row[2] is None else LockedProduct(*row[2:11]))
+            BasketLine(row[0], row[1], None if row[2] is None else LockedProduct(*row[2:12]))
             for row in rows
         ]
         first = rows[0] if rows else None

@@ -25,7 +25,7 @@ async def dashboard(
     reader = OrderReader(db_session, cache, settings)
     by_status, revenue_today, revenue_week = await reader.dashboard_figures(today, week)
     out_of_stock, low_stock = await ProductService(
-        db_session, cache, settings.cache.products_ttl
+        db_session, cache, settings.cache.products_ttl, request.app.state.engine
     ).stock_counts(settings.console.low_stock)
     failed_webhooks = await webhooks.count_deliveries(db_session, outcome=webhooks.Outcome.FAILED)
     jobs = await queue.status_counts(db_session)

@@ -40,7 +40,7 @@ TRACKED = ("name", "price", "stock", "category", "description", "archived")
 
 def provide_products(db_session: Db, state: State) -> ProductService:
     settings: Settings = state.settings
-    return ProductService(db_session, state.cache, settings.cache.products_ttl)
+    return ProductService(db_session, state.cache, settings.cache.products_ttl, state.engine)
 
 
 def snapshot(product: Product, fields: tuple[str, ...] = TRACKED) -> dict[str, Any]:
