@@ -146,14 +146,18 @@ class Cache(abc.ABC):
     async def delete(self, key: str) -> None: ...
 
     @abc.abstractmethod
-    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+    async def put_newer(
+        self, entries: Mapping[str, tuple[int, bytes]], ttl: int, *, fill: bool = False
+    ) -> None:
         """Store each ``key: (stamp, value)`` (as `stamped`) unless the cache holds
         that key under a stamp at least as high: a value derived from a newer state
         is never replaced by an older one, whatever order the puts arrive in.
 
         For values whose source orders its own changes (a row's version moved by
-        every update). One that cannot be delivered is remembered: until it is,
-        this instance reads that key as a miss.
+        every update). A writer's put that cannot be delivered is remembered:
+        until it is, this instance reads that key as a miss. ``fill``: a reader
+        storing what it read; not worth a dead server's timeout, and dropped if
+        undelivered (freshness rests on the writers' puts).
         """
 
     @abc.abstractmethod

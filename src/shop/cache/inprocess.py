@@ -56,7 +56,9 @@ class InProcessCache(Cache):
         self.stats.calls += 1
         self._data.pop(key, None)
 
-    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+    async def put_newer(
+        self, entries: Mapping[str, tuple[int, bytes]], ttl: int, *, fill: bool = False
+    ) -> None:
         for key, (stamp, value) in entries.items():
             held = unstamp(await self.get(key))
             if held is None or held[0] < stamp:

@@ -70,6 +70,8 @@ _CIRCUIT_SECONDS = 1.0
 _RETRY_EVERY = 0.25
 _FORGET_PENDING_AFTER = 600.0
 """A pending invalidation older than the longest TTL is moot: what it invalidates has expired."""
+_MAX_PENDING_PUTS = 100_000
+"""Undelivered writer puts kept (about 100 bytes each); beyond, the oldest are dropped."""
 _CAS_ATTEMPTS = 3
 """Rounds of ``gets``/``cas`` a `put_newer` tries before leaving the entry pending."""
 _VERSION = version_key("")
@@ -135,6 +137,7 @@ class MemcachedCache(Cache):
         self._pending_deletes: dict[str, float] = {}
         self._pending_puts: dict[str, tuple[int, bytes, int, float]] = {}
         """`put_newer` entries not delivered yet: ``key: (stamp, value, ttl, since)``."""
+        self._dropped_warned = -math.inf
         self._retry_task: asyncio.Task[None] | None = None
         self._repairs: dict[str, asyncio.Task[None]] = {}
         self._batch: _Batch | None = None
@@ -365,7 +368,7 @@ class MemcachedCache(Cache):
     async def get_many(self, *keys: str) -> list[bytes | None]:
         if not keys:
             return []
-        if self._pending_deletes or self._pending_puts:
+        if self._pending_deletes:
             await self._flush_pending()
         found = await self._fetch(*keys)
         result = [self._unless_pending(key, found) for key in keys]
@@ -384,11 +387,17 @@ class MemcachedCache(Cache):
             self._pending_deletes.setdefault(key, time.monotonic())
             self._start_retrying()
 
-    async def put_newer(self, entries: Mapping[str, tuple[int, bytes]], ttl: int) -> None:
+    async def put_newer(
+        self, entries: Mapping[str, tuple[int, bytes]], ttl: int, *, fill: bool = False
+    ) -> None:
         """Compare-and-set on the stamps (see `Cache.put_newer`): one ``gets`` per
         server for all the keys, then an ``add`` (absent) or a ``cas`` (older) per
         key, concurrently; a key whose ``add`` or ``cas`` lost a race is tried
-        again. Writes are forced through an open circuit once, like invalidations."""
+        again. A writer's puts are forced through an open circuit once, like
+        invalidations, and kept pending if undelivered; a fill is neither."""
+        if fill:
+            await self._put_newer(entries, ttl, force=False)
+            return
         undelivered = await self._put_newer(entries, ttl, force=True)
         if undelivered:
             now = time.monotonic()
@@ -396,7 +405,15 @@ class MemcachedCache(Cache):
                 stamp, value = entries[key]
                 held = self._pending_puts.get(key)
                 if held is None or held[0] < stamp:
+                    self._pending_puts.pop(key, None)  # re-inserted: the newest last
                     self._pending_puts[key] = (stamp, value, ttl, now)
+            while len(self._pending_puts) > _MAX_PENDING_PUTS:
+                # The oldest goes (what it replaces on a server that restarted is gone
+                # anyway); logged, as its server could serve an older figure if it
+                # comes back without restarting before the entry expires.
+                key = next(iter(self._pending_puts))
+                del self._pending_puts[key]
+                self._warn_dropped()
             self._start_retrying()
         else:
             for key, (stamp, _) in entries.items():
@@ -476,6 +493,16 @@ class MemcachedCache(Cache):
     async def _delete_now(self, key: str) -> bool:
         ok, _ = await self._on_owner(key, "delete", lambda c, k: c.delete(k))
         return ok
+
+    def _warn_dropped(self) -> None:
+        now = time.monotonic()
+        if now - self._dropped_warned >= 60:
+            self._dropped_warned = now
+            logger.warning(
+                "memcached unreachable for long: over %d stock figures wait to be stored; "
+                "the oldest are dropped",
+                _MAX_PENDING_PUTS,
+            )
 
     def _unless_pending(self, key: str, found: Found) -> bytes | None:
         """``found[key]``, or a miss while a write of ``key`` waits to be delivered."""
@@ -683,7 +710,7 @@ class MemcachedCache(Cache):
                 continue
             if await self._delete_now(key):
                 self._pending_deletes.pop(key, None)
-        if self._pending_puts:
+        if self._pending_puts and any(node.may_call() for node in self._ring.nodes):
             due = {
                 key: held
                 for key, held in self._pending_puts.items()

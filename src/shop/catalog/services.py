@@ -222,7 +222,7 @@ class ProductService:
                 raise RuntimeError("undecodable list entry")
             if built_here:  # read in this very request: fresh, and worth publishing
                 stocks = {row.product_id: row.stock for row in built}
-                await stock.publish(self.cache, built, self.ttl)
+                await stock.publish(self.cache, built, self.ttl, fill=True)
         ids = [row.id for row in entry.rows]
         if stocks is None:
             stocks = await stock.read(self.cache, self.engine, ids, self.ttl)
@@ -280,7 +280,7 @@ class ProductService:
                 raise RuntimeError("undecodable product entry")
             if built_here:
                 stocks = {item.product_id: item.stock for item in built}
-                await stock.publish(self.cache, built, self.ttl)
+                await stock.publish(self.cache, built, self.ttl, fill=True)
         if stocks is None:
             stocks = await stock.read(self.cache, self.engine, [product_id], self.ttl, lookup.more)
         if product_id not in stocks:  # gone since the entry was cached: cannot be archived

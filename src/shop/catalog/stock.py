@@ -103,15 +103,19 @@ async def read(
     if missing:
         fresh = await committed(engine, missing)
         stocks.update((row.product_id, row.stock) for row in fresh)
-        await publish(cache, fresh, ttl)
+        await publish(cache, fresh, ttl, fill=True)
     return stocks
 
 
-async def publish(cache: Cache, rows: Iterable[Stock], ttl: int) -> None:
-    """Store these figures unless a newer one of the same product is there."""
+async def publish(cache: Cache, rows: Iterable[Stock], ttl: int, *, fill: bool = False) -> None:
+    """Store these figures unless a newer one of the same product is there.
+
+    ``fill``: a reader's figures (best effort); without it, a writer's, which
+    this instance keeps trying to deliver (reading them as misses meanwhile).
+    """
     entries = {stock_key(row.product_id): (row.version, b"%d" % row.stock) for row in rows}
     if entries:
-        await cache.put_newer(entries, ttl)
+        await cache.put_newer(entries, ttl, fill=fill)
 
 
 async def refresh(cache: Cache, engine: AsyncEngine, product_ids: Sequence[int], ttl: int) -> None:
