@@ -101,7 +101,7 @@ async def test_a_counter_copy_coming_back_with_old_data_never_brings_back_its_ve
     await home.cut()  # a partition: home keeps its copy of the counter
     await writer.bump(PRODUCTS)
     await asyncio.sleep(0.6)  # the bump is retried on the copy it can reach
-    assert not writer._pending_bumps
+    assert not writer.pending.bumps
     await home.restore()
     after_return = await reader.lookup(PRODUCTS, suffix)
     await asyncio.sleep(0.1)  # the read raised home's copy in the background

@@ -24,11 +24,11 @@ the database (`shop.identity`): shops sharing memcached never read each
 other's entries. Callers never see it. Until the prefix is known (PostgreSQL
 down at start-up) every call is skipped.
 
-Invalidations are not dropped like other writes. A version bump or a delete
-that fails is remembered as pending: until it has reached memcached, this
-instance treats that namespace (or key) as a miss, and a background task keeps
-retrying it, so stale entries stop being served as soon as memcached answers
-again. Known limits: another API instance that can still reach a server while
+Invalidations are not dropped like other writes. A version bump, a delete
+or a writer's `put_newer` that fails is remembered as pending
+(`shop.cache.pending`): until it has reached memcached, this instance treats
+that namespace (or key) as a miss, and a background task keeps retrying it,
+so stale entries stop being served as soon as memcached answers again. Known limits: another API instance that can still reach a server while
 this one cannot may serve entries older than a bump this instance failed to
 deliver, until the retry lands or the entries expire (300 s products, 60 s
 orders); and a counter whose two copies disagree (just after one came back,
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shop._compat.aiomcache import Client
+from shop.cache import replicas, stamped_puts
 from shop.cache.base import (
     Cache,
     CacheStats,
@@ -55,11 +56,10 @@ from shop.cache.base import (
     Lookup,
     initial_version,
     make_key,
-    stamped,
-    unstamp,
     version_key,
 )
 from shop.cache.node import Node
+from shop.cache.pending import Pending
 from shop.cache.ring import Ring
 
 __all__ = ["MemcachedCache"]
@@ -68,12 +68,6 @@ logger = logging.getLogger("shop.cache")
 
 _CIRCUIT_SECONDS = 1.0
 _RETRY_EVERY = 0.25
-_FORGET_PENDING_AFTER = 600.0
-"""A pending invalidation older than the longest TTL is moot: what it invalidates has expired."""
-_MAX_PENDING_PUTS = 100_000
-"""Undelivered writer puts kept (about 100 bytes each); beyond, the oldest are dropped."""
-_CAS_ATTEMPTS = 3
-"""Rounds of ``gets``/``cas`` a `put_newer` tries before leaving the entry pending."""
 _VERSION = version_key("")
 """Every version counter's key starts with this; they are the replicated keys."""
 
@@ -133,11 +127,7 @@ class MemcachedCache(Cache):
         else:
             self._prefix_source = key_prefix
         self._last_version: dict[str, int] = {}
-        self._pending_bumps: dict[str, float] = {}
-        self._pending_deletes: dict[str, float] = {}
-        self._pending_puts: dict[str, tuple[int, bytes, int, float]] = {}
-        """`put_newer` entries not delivered yet: ``key: (stamp, value, ttl, since)``."""
-        self._dropped_warned = -math.inf
+        self._pending = Pending()
         self._retry_task: asyncio.Task[None] | None = None
         self._repairs: dict[str, asyncio.Task[None]] = {}
         self._batch: _Batch | None = None
@@ -177,6 +167,11 @@ class MemcachedCache(Cache):
     def last_error(self) -> str | None:
         errors = [f"{n.name}: {n.last_error}" for n in self._ring.nodes if n.last_error]
         return "; ".join(errors) or None
+
+    @property
+    def pending(self) -> Pending:
+        """The writes memcached has not taken yet (`shop.cache.pending`)."""
+        return self._pending
 
     @property
     def servers_down(self) -> list[str]:
@@ -313,14 +308,12 @@ class MemcachedCache(Cache):
 
     def _highest(self, name: str, copies: list[bytes | None]) -> bytes | None:
         """The version a counter's answering copies agree on: the highest; raise the others."""
-        numbers = [int(raw) if raw is not None and raw.isdigit() else None for raw in copies]
-        known = [n for n in numbers if n is not None]
-        if not known:
+        top, agreed = replicas.highest(copies)
+        if top is None:
             return None
-        highest = max(known)
-        if any(n != highest for n in numbers):  # a copy that did not answer waits for its turn
-            self._repair(name, highest)
-        return str(highest).encode()
+        if not agreed:  # a copy that did not answer waits for its turn
+            self._repair(name, top)
+        return str(top).encode()
 
     def _repair(self, name: str, highest: int) -> None:
         """Raise every copy of counter ``name`` below ``highest`` to it, in the background."""
@@ -330,20 +323,7 @@ class MemcachedCache(Cache):
         self._repairs[name] = asyncio.get_running_loop().create_task(self._raise(name, highest))
 
     async def _raise(self, name: str, highest: int) -> None:
-        wire, value = self._wire(name), str(highest).encode()
-
-        async def one(node: Node) -> None:
-            ok, current = await node.call("gets", lambda: node.client.gets(wire))
-            if not ok or current is None:
-                return
-            raw, token = current
-            if raw is None:
-                await node.call("add", lambda: node.client.add(wire, value))
-            elif token is not None and (not raw.isdigit() or int(raw) < highest):
-                # cas: a bump that landed since the gets wins (the copy moved on by itself)
-                await node.call("cas", lambda: node.client.cas(wire, value, token))
-
-        await asyncio.gather(*(one(node) for node in self._ring.replicas(name)))
+        await replicas.raise_copies(self._ring.replicas(name), self._wire(name), highest)
 
     # -- plain keys ----------------------------------------------------------------
 
@@ -357,9 +337,7 @@ class MemcachedCache(Cache):
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = None
-        if await self._settled(self._pending_deletes, key) and await self._settled(
-            self._pending_puts, key
-        ):
+        if await self._settled(self._pending.deletes, key) and key not in self._pending.puts:
             found = await self._fetch(key)
             value = found.get(key)
         self._count(value)
@@ -368,7 +346,7 @@ class MemcachedCache(Cache):
     async def get_many(self, *keys: str) -> list[bytes | None]:
         if not keys:
             return []
-        if self._pending_deletes:
+        if self._pending.deletes:
             await self._flush_pending()
         found = await self._fetch(*keys)
         result = [self._unless_pending(key, found) for key in keys]
@@ -384,7 +362,7 @@ class MemcachedCache(Cache):
     async def delete(self, key: str) -> None:
         ok, _ = await self._on_owner(key, "delete", lambda c, k: c.delete(k), force=True)
         if not ok:
-            self._pending_deletes.setdefault(key, time.monotonic())
+            self._pending.delete(key)
             self._start_retrying()
 
     async def put_newer(
@@ -399,27 +377,9 @@ class MemcachedCache(Cache):
             await self._put_newer(entries, ttl, force=False)
             return
         undelivered = await self._put_newer(entries, ttl, force=True)
+        self._pending.put(entries, undelivered, ttl)
         if undelivered:
-            now = time.monotonic()
-            for key in undelivered:
-                stamp, value = entries[key]
-                held = self._pending_puts.get(key)
-                if held is None or held[0] < stamp:
-                    self._pending_puts.pop(key, None)  # re-inserted: the newest last
-                    self._pending_puts[key] = (stamp, value, ttl, now)
-            while len(self._pending_puts) > _MAX_PENDING_PUTS:
-                # The oldest goes (what it replaces on a server that restarted is gone
-                # anyway); logged, as its server could serve an older figure if it
-                # comes back without restarting before the entry expires.
-                key = next(iter(self._pending_puts))
-                del self._pending_puts[key]
-                self._warn_dropped()
             self._start_retrying()
-        else:
-            for key, (stamp, _) in entries.items():
-                held = self._pending_puts.get(key)
-                if held is not None and held[0] <= stamp:
-                    del self._pending_puts[key]
 
     async def _put_newer(
         self, entries: Mapping[str, tuple[int, bytes]], ttl: int, *, force: bool
@@ -434,79 +394,22 @@ class MemcachedCache(Cache):
             node = self._single or self._ring.owner(key)
             groups.setdefault(node, {})[key] = entry
         missed = await asyncio.gather(
-            *(self._put_newer_on(node, group, ttl, force) for node, group in groups.items())
+            *(
+                stamped_puts.put_on(
+                    node, {self._wire(key): key for key in group}, group, ttl, force
+                )
+                for node, group in groups.items()
+            )
         )
         return [key for keys in missed for key in keys]
-
-    async def _put_newer_on(
-        self, node: Node, entries: dict[str, tuple[int, bytes]], ttl: int, force: bool
-    ) -> list[str]:
-        """`put_newer` on one server; the keys not delivered."""
-        todo = entries
-        for _ in range(_CAS_ATTEMPTS):
-            failed, lost = await self._put_round(node, todo, ttl, force)
-            if failed:
-                return failed + list(lost)
-            if not lost:
-                return []
-            todo = lost
-        return list(todo)
-
-    async def _put_round(
-        self, node: Node, entries: dict[str, tuple[int, bytes]], ttl: int, force: bool
-    ) -> tuple[list[str], dict[str, tuple[int, bytes]]]:
-        """One ``gets`` of ``entries``' keys, then ``add`` or ``cas`` each one that is
-        absent or older: ``(keys whose server failed, entries that lost a race)``."""
-        wires = {self._wire(key): key for key in entries}
-        ok, held = await node.call("gets", lambda: node.client.gets_values(*wires), force=force)
-        if not ok or held is None:
-            return list(entries), {}
-        values, tokens = held
-
-        async def one(wire: bytes, stamp: int, value: bytes) -> bool | None:
-            """True: delivered (or a newer value is there); False: lost a race; None: failed."""
-            new = stamped(stamp, value)
-            token = tokens.get(wire)
-            if wire not in values or token is None:
-                ok, done = await node.call(
-                    "add", lambda: node.client.add(wire, new, exptime=ttl), force=force
-                )
-            else:
-                current = unstamp(values[wire])
-                if current is not None and current[0] >= stamp:
-                    return True
-                ok, done = await node.call(
-                    "cas", lambda: node.client.cas(wire, new, token, exptime=ttl), force=force
-                )
-            return bool(done) if ok else None
-
-        outcomes = await asyncio.gather(*(one(wire, *entries[key]) for wire, key in wires.items()))
-        failed: list[str] = []
-        lost: dict[str, tuple[int, bytes]] = {}
-        for key, outcome in zip(wires.values(), outcomes, strict=True):
-            if outcome is None:
-                failed.append(key)
-            elif outcome is False:
-                lost[key] = entries[key]
-        return failed, lost
 
     async def _delete_now(self, key: str) -> bool:
         ok, _ = await self._on_owner(key, "delete", lambda c, k: c.delete(k))
         return ok
 
-    def _warn_dropped(self) -> None:
-        now = time.monotonic()
-        if now - self._dropped_warned >= 60:
-            self._dropped_warned = now
-            logger.warning(
-                "memcached unreachable for long: over %d stock figures wait to be stored; "
-                "the oldest are dropped",
-                _MAX_PENDING_PUTS,
-            )
-
     def _unless_pending(self, key: str, found: Found) -> bytes | None:
         """``found[key]``, or a miss while a write of ``key`` waits to be delivered."""
-        if key in self._pending_deletes or key in self._pending_puts:
+        if self._pending.hides(key):
             return None
         return found.get(key)
 
@@ -519,7 +422,7 @@ class MemcachedCache(Cache):
     # -- versions ------------------------------------------------------------------
 
     async def version(self, namespace: str) -> int:
-        if not await self._settled(self._pending_bumps, namespace):
+        if not await self._settled(self._pending.bumps, namespace):
             return 0
         return await self._current_version(namespace) or 0
 
@@ -546,13 +449,7 @@ class MemcachedCache(Cache):
         """``add`` the counter on each of its servers; True when every one took this value."""
         if self._prefix is None and not await self._ready():
             return False
-        wire, value = self._wire(name), str(initial).encode()
-
-        async def add(node: Node) -> bool:
-            ok, added = await node.call("add", lambda: node.client.add(wire, value))
-            return ok and bool(added)
-
-        return all(await asyncio.gather(*(add(node) for node in self._ring.replicas(name))))
+        return await replicas.add_everywhere(self._ring.replicas(name), self._wire(name), initial)
 
     def _parse_version(self, namespace: str, raw: bytes) -> int | None:
         if not raw.isdigit():
@@ -564,7 +461,7 @@ class MemcachedCache(Cache):
         return version
 
     async def lookup(self, namespace: str, suffix: str, more: Sequence[str] = ()) -> Lookup:
-        if not await self._settled(self._pending_bumps, namespace):
+        if not await self._settled(self._pending.bumps, namespace):
             self.stats.misses += 1
             return Lookup(None, None, await self._more(more))
         last = self._last_version.get(namespace)
@@ -593,7 +490,7 @@ class MemcachedCache(Cache):
         pending bump, delete or put, the version moved) takes the paths of
         `get` and `lookup`."""
         last = self._last_version.get(namespace)
-        if last is None or namespace in self._pending_bumps or key in self._pending_deletes:
+        if last is None or namespace in self._pending.bumps or key in self._pending.deletes:
             return await super().get_and_lookup(key, namespace, suffix, more)
         entry_key = make_key(namespace, last, suffix)
         name = version_key(namespace)
@@ -654,7 +551,7 @@ class MemcachedCache(Cache):
             delivered = await self._incr(namespace)
         finally:
             if not delivered:
-                self._pending_bumps.setdefault(namespace, time.monotonic())
+                self._pending.bump(namespace)
                 self._start_retrying()
             done.set_result(None)
 
@@ -674,66 +571,30 @@ class MemcachedCache(Cache):
         if not targets:
             return False
         wire = self._wire(name)
-        moved = await asyncio.gather(*(self._incr_on(node, wire, force) for node in targets))
+        moved = await asyncio.gather(*(replicas.incr_on(node, wire, force) for node in targets))
         return any(moved)
-
-    async def _incr_on(self, node: Node, wire: bytes, force: bool) -> bool:
-        ok, bumped = await node.call("incr", lambda: node.client.incr(wire), force=force)
-        if not ok:
-            return False
-        if bumped is not None:
-            return True
-        # No counter here: create one. Whoever reads it next gets a version no cached
-        # entry carries. If a reader created it between our incr and add, that
-        # reader may be caching pre-commit data under it: bump theirs instead.
-        fresh = str(initial_version()).encode()
-        ok, added = await node.call("add", lambda: node.client.add(wire, fresh), force=force)
-        if not ok:
-            return False
-        if added:
-            return True
-        ok, bumped = await node.call("incr", lambda: node.client.incr(wire), force=force)
-        return ok and bumped is not None
 
     # -- pending invalidations -------------------------------------------------------
 
-    async def _flush_pending(self) -> bool:
-        """Deliver pending bumps and deletes; True when none is left."""
-        now = time.monotonic()
-        for namespace, since in list(self._pending_bumps.items()):
-            # Not forced: while memcached is down, reads must not each pay a timeout.
-            if now - since > _FORGET_PENDING_AFTER or await self._incr(namespace, force=False):
-                self._pending_bumps.pop(namespace, None)
-        for key, since in list(self._pending_deletes.items()):
-            if now - since > _FORGET_PENDING_AFTER:
-                self._pending_deletes.pop(key, None)
-                continue
-            if await self._delete_now(key):
-                self._pending_deletes.pop(key, None)
-        if self._pending_puts and any(node.may_call() for node in self._ring.nodes):
-            due = {
-                key: held
-                for key, held in self._pending_puts.items()
-                if now - held[3] <= _FORGET_PENDING_AFTER
-            }
-            by_ttl: dict[int, dict[str, tuple[int, bytes]]] = {}
-            for key, (stamp, value, ttl, _) in due.items():
-                by_ttl.setdefault(ttl, {})[key] = (stamp, value)
-            undelivered: set[str] = set()
-            for ttl, group in by_ttl.items():
-                undelivered.update(await self._put_newer(group, ttl, force=False))
-            for key, held in list(self._pending_puts.items()):
-                # Delivered (and not replaced by a newer pending put meanwhile), or moot.
-                if key not in undelivered and due.get(key, held) is held:
-                    del self._pending_puts[key]
-        return not self._pending_bumps and not self._pending_deletes and not self._pending_puts
+    async def _flush_pending(self) -> None:
+        """Try to deliver every pending write once (`shop.cache.pending`)."""
+
+        async def put(group: dict[str, tuple[int, bytes]], ttl: int) -> list[str]:
+            return await self._put_newer(group, ttl, force=False)
+
+        await self._pending.deliver(
+            lambda namespace: self._incr(namespace, force=False),
+            self._delete_now,
+            put,
+            may_put=any(node.may_call() for node in self._ring.nodes),
+        )
 
     def _start_retrying(self) -> None:
         if self._retry_task is None or self._retry_task.done():
             self._retry_task = asyncio.get_running_loop().create_task(self._retry_pending())
 
     async def _retry_pending(self) -> None:
-        while self._pending_bumps or self._pending_deletes or self._pending_puts:
+        while self._pending:
             await asyncio.sleep(_RETRY_EVERY)
             await self._flush_pending()  # a server whose circuit is open is skipped at no cost
 
