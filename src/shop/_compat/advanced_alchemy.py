@@ -7,8 +7,9 @@
   talks to PostgreSQL only, so one instance per repository class is built, the
   first time, and each session gets a shallow copy of it with ``session`` set: the
   same object the constructor would have made, for about 1 µs. This relies on the
-  constructor keeping no other per-session state (today it also reads the session's
-  ``info["cache_manager"]``, which the shop never sets).
+  constructor keeping no other per-session state: it also reads the session's
+  dialect (every engine of the shop is PostgreSQL over asyncpg, so the first one
+  stands for all) and ``info["cache_manager"]``, which the shop never sets.
 
 tests/platform/test_compat_advanced_alchemy.py checks that a bound copy equals a
 freshly built repository, attribute by attribute; pyproject.toml bounds
