@@ -107,7 +107,9 @@ _RESTORE_STOCK = text(
 # locks in ascending id order and, in READ COMMITTED, returns each row's latest
 # committed version; `verdict` decides on those rows whether the whole basket
 # can be served (every product exists, is not archived, has the stock, and the
-# total is within bounds). Only then does anything change: the stock of every
+# total is within bounds; `checkout.refusal` states the same rules in Python to explain a
+# refusal, and tests/orders/test_checkout_rules.py checks the two agree). Only then does
+# anything change: the stock of every
 # line is decremented, and the order (items in the client's order, its first
 # history row and its invoice job, through Procrastinate's own
 # procrastinate_defer_jobs_v1) is inserted. Otherwise the statement changes
