@@ -103,25 +103,23 @@ _RESTORE_STOCK = text(
     """
 )
 
-# Check, claim, insert and enqueue in one statement. `locked` takes the row
-# locks in ascending id order and, in READ COMMITTED, returns each row's latest
-# committed version; `verdict` decides on those rows whether the whole basket
-# can be served (every product exists, is not archived, has the stock, and the
-# total is within bounds; `checkout.refusal` states the same rules in Python to explain a
-# refusal, and tests/orders/test_checkout_rules.py checks the two agree). Only then does
-# anything change: the stock of every
-# line is decremented, and the order (items in the client's order, its first
-# history row and its invoice job, through Procrastinate's own
-# procrastinate_defer_jobs_v1) is inserted. Otherwise the statement changes
-# nothing and returns each line's product as locked, which is what the caller
-# needs to explain the refusal. Because a refused basket writes nothing, the
-# statement is a complete transaction on its own: PostgreSQL's implicit
-# transaction makes it atomic, and the row locks last only while it runs.
-# The UPDATE carries no stock condition of its own on purpose: the rows are
-# locked and `verdict` checked them, and should that ever not hold, the CHECK
-# (stock >= 0) aborts the whole statement rather than skip a line.
-# The job CTE is MATERIALIZED and referenced, so it runs exactly once per
-# inserted order. The D4/D5 benchmarks run this very statement (bench/checkout_sql.py).
+# Check, claim, insert and enqueue in one statement. `locked` takes the row locks in
+# ascending id order and, in READ COMMITTED, returns each row's latest committed
+# version; `verdict` decides on those rows whether the whole basket can be served (every
+# product exists, is not archived, has the stock, and the total is within bounds;
+# `checkout.refusal` states the same rules in Python to explain a refusal, and
+# tests/orders/test_checkout_rules.py checks the two agree). Only then does anything
+# change: the stock of every line is decremented, and the order (items in the client's
+# order, its first history row and its invoice job, through Procrastinate's own
+# procrastinate_defer_jobs_v1) is inserted. Otherwise the statement changes nothing and
+# returns each line's product as locked, which is what the caller needs to explain the
+# refusal. Because a refused basket writes nothing, the statement is a complete
+# transaction on its own: PostgreSQL's implicit transaction makes it atomic, and the row
+# locks last only while it runs. The UPDATE carries no stock condition of its own on
+# purpose: the rows are locked and `verdict` checked them, and should that ever not
+# hold, the CHECK (stock >= 0) aborts the whole statement rather than skip a line. The
+# job CTE is MATERIALIZED and referenced, so it runs exactly once per inserted order.
+# The D4/D5 benchmarks run this very statement (bench/checkout_sql.py).
 _PLACE_ORDER = text(
     f"""
     WITH wanted AS (
