@@ -6,8 +6,8 @@ bind parameter is replaced by the pgbench expression (or constant) the app
 would have bound. A bind left unreplaced fails loudly, so a change to the
 statement cannot silently leave the ceiling measuring something else.
 
-Like the app without an Idempotency-Key (`Checkout.place(standalone=True)`),
-the script sends the statement on its own, with no BEGIN/COMMIT around it:
+Like the app without an Idempotency-Key (whose route asks `shop.db` for a session
+in autocommit), the script sends the statement on its own, with no BEGIN/COMMIT around it:
 the same transaction the app runs.
 """
 
@@ -18,7 +18,7 @@ import tempfile
 from decimal import Decimal
 
 from shop.jobs import task_job
-from shop.orders.repositories import _PLACE_ORDER
+from shop.orders.stock import _PLACE_ORDER
 from shop.settings import Settings
 from shop.tasks import bind_tasks
 
@@ -71,7 +71,7 @@ def checkout_script(mode: str) -> str:
     if left:
         raise RuntimeError(f"checkout statement has binds the bench does not know: {sorted(left)}")
     return (
-        f"-- generated from shop.orders.repositories._PLACE_ORDER ({mode})\n"
+        f"-- generated from shop.orders.stock._PLACE_ORDER ({mode})\n"
         f"{header}\\set uid random(:umin, :umax)\n{sql.strip()};\n"
     )
 

@@ -60,7 +60,10 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "checkout": Target("src/shop/orders/checkout.py", ("tests/orders/test_checkout.py",)),
+    "checkout": Target(
+        "src/shop/orders/checkout.py",
+        ("tests/orders/test_checkout.py", "tests/orders/test_checkout_rules.py"),
+    ),
     "lifecycle": Target("src/shop/orders/lifecycle.py", ("tests/orders/test_lifecycle.py",)),
     "idempotency": Target("src/shop/orders/idempotency.py", ("tests/orders/test_idempotency.py",)),
     "invoice-numbers": Target(
@@ -69,20 +72,16 @@ TARGETS: dict[str, Target] = {
         frozenset({"invoice_for", "issue_invoice", "format_number", "_fonts"}),
     ),
     "order-reading": Target(
-        "src/shop/orders/services.py",
+        "src/shop/orders/reader.py",
         ("tests/orders/test_reading.py",),
-        frozenset(
-            {
-                "_check_reader",
-                "_pack_entry",
-                "_unpack_entry",
-                "cached_body",
-                "detail",
-                "detail_lookup_key",
-                "_as_utc",
-            }
-        ),
+        frozenset({"detail", "_as_utc"}),
     ),
+    "order-detail-cache": Target(
+        "src/shop/orders/detail_cache.py",
+        ("tests/orders/test_reading.py",),
+        frozenset({"pack_entry", "unpack_entry", "cached_body", "detail_lookup_key"}),
+    ),
+    "order-access": Target("src/shop/orders/access.py", ("tests/orders/test_reading.py",)),
     "tokens-passwords": Target(
         "src/shop/accounts/security.py",
         (

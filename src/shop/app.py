@@ -7,7 +7,7 @@ routing → Prometheus request metrics → `JWTAuthMiddleware` (every route not 
 one transaction `shop.db.provide_session` owns.
 
 Shared state lives on ``app.state``: ``settings``, ``engine``, ``session_maker``
-and ``cache``, created in the lifespan and closed on shutdown.
+(and ``statement_session_maker``, its autocommit twin, see `shop.db`) and ``cache``, created in the lifespan and closed on shutdown.
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cache = create_cache(settings.cache, key_prefix=lambda: read_cache_key_prefix(engine))
         app.state.engine = engine
         app.state.session_maker = create_session_maker(engine)
+        app.state.statement_session_maker = create_session_maker(engine, autocommit=True)
         app.state.cache = cache
         probe = asyncio.create_task(_warn_if_unreachable(engine, settings.database.url))
         try:

@@ -3,7 +3,16 @@
 Every HTTP request that asks for ``db_session`` gets one `AsyncSession` whose
 transaction the framework owns: `provide_session` commits after the handler
 returned (before the response is sent) and rolls back when it raised. Services
-never commit; they `flush()` when they need an id.
+never commit; they `flush()` when they need an id, and never choose how their
+session runs either.
+
+A route whose database work is, on some requests, a single statement that is
+complete on its own (the checkout without an Idempotency-Key) asks for a
+variant, `session_provider(autocommit_when=...)`: on the requests it names, the
+session is bound to the engine in AUTOCOMMIT, so each statement is its own
+transaction (no BEGIN/COMMIT round trips, row locks held only while the server
+runs it), and the session's commit is a formality. The same provider owns both
+kinds: the route says which requests, the provider decides how.
 
 Work that must happen only once the data is durable (bumping a cache version,
 so no client reads the old value after a 2xx) is registered with
@@ -35,11 +44,20 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 if TYPE_CHECKING:
+    from litestar import Request
     from litestar.datastructures import State
 
     from shop.settings import DatabaseSettings
 
-__all__ = ["Base", "after_commit", "create_engine", "provide_session", "run_after_commit"]
+__all__ = [
+    "Base",
+    "after_commit",
+    "create_engine",
+    "create_session_maker",
+    "provide_session",
+    "run_after_commit",
+    "session_provider",
+]
 
 _AFTER_COMMIT = "shop.after_commit"
 
@@ -164,8 +182,13 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise InvalidatePoolError(str(exc)) from exc
 
 
-def create_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_session_maker(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; with ``autocommit``, on a view of it whose connections run in
+    AUTOCOMMIT (set on checkout from the shared pool, reset on return, no round trip)."""
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[Any]]) -> None:
@@ -179,47 +202,65 @@ async def run_after_commit(session: AsyncSession) -> None:
         await callback()
 
 
-async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
-    """Litestar dependency: one session and one transaction per request.
+def session_provider(
+    *, autocommit_when: Callable[[Request[Any, Any, Any]], bool] | None = None
+) -> Callable[..., AsyncGenerator[AsyncSession, None]]:
+    """A ``db_session`` dependency; ``autocommit_when``: the requests whose session runs in
+    AUTOCOMMIT (each statement its own transaction, see the module's docstring)."""
 
-    A request cancelled mid-query (the server shutting down, a sibling task of
-    Litestar's dependency cleanup failing) leaves asyncpg waiting for that
-    query's reply: the next command on the connection fails with "another
-    operation is in progress", and under anyio's cancel scopes an awaited
-    rollback is itself cancelled. So a cancelled request, or one whose commit
-    or rollback failed, does not talk to the connection again: `_discard`
-    closes it without a round trip (PostgreSQL rolls the transaction back when
-    the socket closes) and the pool never hands it out again.
-    """
-    session_maker: async_sessionmaker[AsyncSession] = state.session_maker
-    async with session_maker() as session:
-        try:
-            yield session
-        except Exception:
-            session.info.pop(_AFTER_COMMIT, None)
+    async def provide_session(
+        state: State, request: Request[Any, Any, Any]
+    ) -> AsyncGenerator[AsyncSession, None]:
+        """Litestar dependency: one session and one transaction per request.
+
+        A request cancelled mid-query (the server shutting down, a sibling task of
+        Litestar's dependency cleanup failing) leaves asyncpg waiting for that
+        query's reply: the next command on the connection fails with "another
+        operation is in progress", and under anyio's cancel scopes an awaited
+        rollback is itself cancelled. So a cancelled request, or one whose commit
+        or rollback failed, does not talk to the connection again: `_discard`
+        closes it without a round trip (PostgreSQL rolls the transaction back when
+        the socket closes) and the pool never hands it out again.
+        """
+        session_maker: async_sessionmaker[AsyncSession] = (
+            state.statement_session_maker
+            if autocommit_when is not None and autocommit_when(request)
+            else state.session_maker
+        )
+        async with session_maker() as session:
             try:
-                await session.rollback()
-            except BaseException as exc:
-                _discard(session, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                # else: the handler's error is the one to report
-            raise
-        except BaseException as exc:
-            session.info.pop(_AFTER_COMMIT, None)
-            _discard(session, exc)
-            raise
-        else:
-            # A request that never touched the database (a cache hit) has no
-            # transaction: committing would only cost a greenlet round of
-            # SQLAlchemy bookkeeping (about 4 % of a cached read).
-            if session.in_transaction():
+                yield session
+            except Exception:
+                session.info.pop(_AFTER_COMMIT, None)
                 try:
-                    await session.commit()
+                    await session.rollback()
                 except BaseException as exc:
                     _discard(session, exc)
-                    raise
-            await run_after_commit(session)
+                    if not isinstance(exc, Exception):
+                        raise
+                    # else: the handler's error is the one to report
+                raise
+            except BaseException as exc:
+                session.info.pop(_AFTER_COMMIT, None)
+                _discard(session, exc)
+                raise
+            else:
+                # A request that never touched the database (a cache hit) has no
+                # transaction: committing would only cost a greenlet round of
+                # SQLAlchemy bookkeeping (about 4 % of a cached read).
+                if session.in_transaction():
+                    try:
+                        await session.commit()
+                    except BaseException as exc:
+                        _discard(session, exc)
+                        raise
+                await run_after_commit(session)
+
+    return provide_session
+
+
+provide_session = session_provider()
+"""The app-wide ``db_session``: one transaction per request."""
 
 
 def _discard(session: AsyncSession, reason: BaseException) -> None:

@@ -1,4 +1,4 @@
-"""Types shared by every domain: money on the wire, a page of a list.
+"""Types shared by every domain: money on the wire, a page of a list, the database's limits.
 
 Money goes out as a decimal string with exactly two places (``"199.99"``),
 never a float: Litestar's default encoder would turn a `Decimal` into a float,
@@ -12,9 +12,16 @@ from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
-__all__ = ["CENT", "MoneyStr", "Page", "money"]
+__all__ = ["CENT", "MAX_ID", "MAX_MONEY", "MoneyStr", "Page", "money"]
 
 CENT = Decimal("0.01")
+
+MAX_ID = 2**63 - 1
+"""The largest BIGINT, so the largest id of any row: a larger id names nothing (and must not
+reach asyncpg, which refuses it)."""
+
+MAX_MONEY = Decimal("9999999999.99")
+"""The largest amount a NUMERIC(12, 2) column (prices, totals) holds."""
 
 MoneyStr = Annotated[
     str,

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop.accounts.models import User
 from shop.accounts.security import CurrentUser
 from shop.cache import ORDERS, Cache
-from shop.orders.services import OrderNotFound, OrderReader
+from shop.orders.errors import OrderNotFound
+from shop.orders.reader import OrderReader
 from shop.settings import Settings
 from tests.orders.helpers import place_order, set_status, stock_of
 from tests.support.factories import auth_headers, make_product, make_user

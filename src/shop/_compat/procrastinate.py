@@ -6,7 +6,7 @@
   transaction (a job exists if and only if the change that caused it committed).
 * ``procrastinate_defer_jobs_v1(procrastinate_job_to_defer_v1[])``: the SQL function that
   query calls. The session path above and the checkout statement
-  (``orders/repositories.py``, which inserts an order and its invoice job in one
+  (``orders/stock.py``, which inserts an order and its invoice job in one
   statement) call it directly. Procrastinate versions its SQL functions (``_v1``): a new
   version would come with a migration of ours.
 * `forget_external_pool`: ``PsycopgConnector`` keeps a pool it was given after closing (it

@@ -38,6 +38,7 @@ from shop import prefetch
 from shop.accounts.django_hashes import DjangoHasher
 from shop.accounts.models import User
 from shop.errors import Forbidden, Unauthorized
+from shop.schemas import MAX_ID
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -194,9 +195,6 @@ class InvalidToken(Unauthorized):
     """Token is invalid or expired."""
 
 
-_MAX_ID = 2**63 - 1
-
-
 def decode_token(
     settings: TokenSettings, token: str, expected_type: TokenType, *, allow_expired: bool = False
 ) -> TokenClaims:
@@ -222,7 +220,7 @@ def decode_token(
         user_id = int(claims.sub)
     except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError):
         raise InvalidToken() from None
-    if not 0 < user_id <= _MAX_ID or claims.sub != str(user_id):
+    if not 0 < user_id <= MAX_ID or claims.sub != str(user_id):
         raise InvalidToken()
     if claims.type != expected_type:
         raise InvalidToken(f"Token is invalid or expired: expected a {expected_type} token.")

@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 
 from shop.catalog.models import Category
-from shop.schemas import MoneyStr
+from shop.schemas import MAX_MONEY, MoneyStr
 
 __all__ = [
     "MAX_LIMIT",
@@ -38,7 +38,7 @@ PriceIn = Annotated[
     Decimal,
     msgspec.Meta(
         description=(
-            "Greater than 0, at most 9999999999.99, at most two decimal places. "
+            f"Greater than 0, at most {MAX_MONEY}, at most two decimal places. "
             'A decimal string ("199.99") is preferred; a JSON number is accepted too.'
         ),
         examples=["199.99"],
@@ -50,7 +50,7 @@ PriceIn = Annotated[
                 "type": None,
                 "one_of": [
                     {"type": "string", "format": "decimal"},
-                    {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99},
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_MONEY)},
                 ],
             }
         },

@@ -43,7 +43,7 @@ from shop.db import after_commit
 from shop.errors import InvalidInput, NotFound
 from shop.pagination import Count, Window, encode_list, known_count
 from shop.reads import fill
-from shop.schemas import CENT, money
+from shop.schemas import CENT, MAX_ID, MAX_MONEY, money
 
 __all__ = [
     "ProductNotFound",
@@ -58,10 +58,6 @@ __all__ = [
     "to_schema",
 ]
 
-MAX_ID = 2**63 - 1
-"""Ids are BIGINT; a larger id in a URL names no product (and must not reach asyncpg)."""
-MAX_PRICE = Decimal("9999999999.99")
-"""The largest amount NUMERIC(12, 2) holds."""
 
 _encoder = msgspec.json.Encoder()
 _entry_encoder = msgspec.msgpack.Encoder()
@@ -168,8 +164,8 @@ def check_amount(value: Decimal, field: str, *, allow_zero: bool = False) -> lis
         message = "must be a finite decimal number"
     elif value < 0 or (value == 0 and not allow_zero):
         message = "must be at least 0" if allow_zero else "must be greater than 0"
-    elif value > MAX_PRICE:
-        message = f"must be at most {MAX_PRICE}"
+    elif value > MAX_MONEY:
+        message = f"must be at most {MAX_MONEY}"
     elif value != value.quantize(CENT):
         message = "must have at most two decimal places"
     else:

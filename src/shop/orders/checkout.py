@@ -7,12 +7,19 @@ stock, and the total is within bounds) takes the stock and inserts the order
 with its invoice job. A refused basket changes nothing; this module then
 explains why from the rows the statement returned.
 
-Without an Idempotency-Key the checkout is the request's only database work,
-and that statement runs outside an explicit transaction: PostgreSQL commits it
-as it completes. The products' row locks are then held only while the server
-runs it, not across round trips to a busy Python process, which is what bounds
-throughput on a popular product. With an Idempotency-Key it runs inside the
-request's transaction, next to the key's record.
+The acceptance rules are written twice, once as the statement's ``verdict``
+(SQL, in `stock.py`) and once as `refusal` here, which says which rule a refused
+basket broke. tests/orders/test_checkout_rules.py runs every rule, and every
+boundary, through both and checks they agree.
+
+The checkout never chooses how its session runs: the request's session provider
+does (`shop.db`). Without an Idempotency-Key the checkout is the request's only
+database work, and the route asks for a session in autocommit, so the statement
+runs outside an explicit transaction: PostgreSQL commits it as it completes. The
+products' row locks are then held only while the server runs it, not across
+round trips to a busy Python process, which is what bounds throughput on a
+popular product. With an Idempotency-Key it runs inside the request's
+transaction, next to the key's record.
 """
 
 from __future__ import annotations
@@ -26,27 +33,22 @@ from shop.accounts.security import CurrentUser
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import stock
 from shop.db import after_commit
-from shop.errors import InvalidInput
+from shop.errors import InvalidInput, ShopError
 from shop.jobs import task_job
 from shop.orders import schemas
-from shop.orders.models import OrderStatus
-from shop.orders.repositories import BasketLine, CheckoutRepository, JobToDefer, LockedProduct
-from shop.orders.services import (
+from shop.orders.errors import (
     InsufficientStock,
     OrderBelowMinimum,
     OrderTooLarge,
     ProductNotFound,
     ProductUnavailable,
 )
-from shop.schemas import money
+from shop.orders.models import OrderStatus
+from shop.orders.stock import BasketLine, CheckoutRepository, JobToDefer, LockedProduct
+from shop.schemas import MAX_MONEY, money
 from shop.settings import Settings
 
-__all__ = ["Checkout"]
-
-MAX_TOTAL = Decimal("9999999999.99")
-"""Largest amount NUMERIC(12, 2) holds."""
-
-_STANDALONE = {"isolation_level": "AUTOCOMMIT"}
+__all__ = ["Checkout", "refusal"]
 
 
 class Checkout:
@@ -54,33 +56,27 @@ class Checkout:
         self.session = session
         self.cache = cache
         self.settings = settings
-        self.orders = CheckoutRepository(session)
+        self.orders = CheckoutRepository.of(session)
 
-    async def place(
-        self, user: CurrentUser, data: schemas.OrderCreate, *, standalone: bool = False
-    ) -> schemas.Order:
+    async def place(self, user: CurrentUser, data: schemas.OrderCreate) -> schemas.Order:
         """Place ``data`` for ``user`` or raise saying why nothing was ordered.
 
-        ``standalone``: the checkout is all the database work of this session,
-        so its one statement runs as its own transaction (the session must not
-        have begun one). Otherwise it joins the session's transaction.
+        The statement runs in the session as the request's provider set it up:
+        its own transaction in autocommit, or part of the request's transaction.
         """
         self._validate(data)
-        if standalone:
-            if self.session.in_transaction():
-                raise RuntimeError("a standalone checkout needs a session without a transaction")
-            await self.session.connection(execution_options=_STANDALONE)
         placed = await self.orders.place(
             user.id,
             [(line.product_id, line.quantity) for line in data.items],
             min_total=self.settings.min_order_amount,
-            max_total=MAX_TOTAL,
+            max_total=MAX_MONEY,
             job=_invoice_job(),
         )
         inserted = placed.order
         if inserted is None:
-            self._refuse(placed.lines)
-            raise RuntimeError("checkout refused a basket it found no fault with")
+            raise refusal(placed.lines, self.settings.min_order_amount) or RuntimeError(
+                "checkout refused a basket it found no fault with"
+            )
         # The new stock figures, published before the 201 leaves: the client's next
         # read, on any instance, shows its decrement (`shop.catalog.stock`).
         taken = [
@@ -139,62 +135,65 @@ class Checkout:
         if duplicates:
             raise InvalidInput("Each product may appear only once in an order.", errors=duplicates)
 
-    def _refuse(self, basket: list[BasketLine]) -> None:
-        """Raise the error saying why the basket was refused, from the lines as locked:
-        unknown products first, then archived ones, then shortages, then the total."""
-        missing = [(i, line) for i, line in enumerate(basket) if line.product is None]
-        if missing:
-            raise ProductNotFound(
-                "Some products in the order do not exist.",
-                errors=[
-                    {
-                        "field": f"items[{i}].product_id",
-                        "message": f"product {line.product_id} does not exist",
-                    }
-                    for i, line in missing
-                ],
-            )
-        found = [(i, line, _product(line)) for i, line in enumerate(basket)]
-        archived = [(i, line) for i, line, product in found if product.archived]
-        if archived:
-            raise ProductUnavailable(
-                "Some products in the order are no longer sold.",
-                errors=[
-                    {
-                        "field": f"items[{i}].product_id",
-                        "message": f"product {line.product_id} is no longer sold",
-                    }
-                    for i, line in archived
-                ],
-            )
-        shortages = [
-            {
-                "product_id": product.id,
-                "name": product.name,
-                "requested": line.quantity,
-                "available": product.stock,
-            }
-            for _, line, product in found
-            if product.stock < line.quantity
-        ]
-        if shortages:
-            names = ", ".join(
-                f"{s['name']} (requested {s['requested']}, available {s['available']})"
-                for s in shortages
-            )
-            raise InsufficientStock(
-                f"Not enough stock: {names}. Nothing was ordered.", shortages=shortages
-            )
-        total = sum((product.price * line.quantity for _, line, product in found), Decimal("0"))
-        if total > MAX_TOTAL:
-            raise OrderTooLarge(f"The order total exceeds {money(MAX_TOTAL)}.")
-        if total < self.settings.min_order_amount:
-            raise OrderBelowMinimum(
-                f"The order total {money(total)} is below the minimum order amount "
-                f"{money(self.settings.min_order_amount)}.",
-                minimum=money(self.settings.min_order_amount),
-                total=money(total),
-            )
+
+def refusal(basket: list[BasketLine], min_total: Decimal) -> ShopError | None:
+    """The error saying why the checkout statement refused ``basket`` (its lines as
+    locked), or None for a basket it must accept: unknown products first, then
+    archived ones, then shortages, then the total (at most `MAX_MONEY`, at least
+    ``min_total``). The statement's ``verdict`` applies the same rules."""
+    missing = [(i, line) for i, line in enumerate(basket) if line.product is None]
+    if missing:
+        return ProductNotFound(
+            "Some products in the order do not exist.",
+            errors=[
+                {
+                    "field": f"items[{i}].product_id",
+                    "message": f"product {line.product_id} does not exist",
+                }
+                for i, line in missing
+            ],
+        )
+    found = [(i, line, _product(line)) for i, line in enumerate(basket)]
+    archived = [(i, line) for i, line, product in found if product.archived]
+    if archived:
+        return ProductUnavailable(
+            "Some products in the order are no longer sold.",
+            errors=[
+                {
+                    "field": f"items[{i}].product_id",
+                    "message": f"product {line.product_id} is no longer sold",
+                }
+                for i, line in archived
+            ],
+        )
+    shortages = [
+        {
+            "product_id": product.id,
+            "name": product.name,
+            "requested": line.quantity,
+            "available": product.stock,
+        }
+        for _, line, product in found
+        if product.stock < line.quantity
+    ]
+    if shortages:
+        names = ", ".join(
+            f"{s['name']} (requested {s['requested']}, available {s['available']})"
+            for s in shortages
+        )
+        return InsufficientStock(
+            f"Not enough stock: {names}. Nothing was ordered.", shortages=shortages
+        )
+    total = sum((product.price * line.quantity for _, line, product in found), Decimal("0"))
+    if total > MAX_MONEY:
+        return OrderTooLarge(f"The order total exceeds {money(MAX_MONEY)}.")
+    if total < min_total:
+        return OrderBelowMinimum(
+            f"The order total {money(total)} is below the minimum order amount {money(min_total)}.",
+            minimum=money(min_total),
+            total=money(total),
+        )
+    return None
 
 
 def _product(line: BasketLine) -> LockedProduct:

@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
 from shop.cache import Cache
+from shop.db import session_provider
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
+from shop.orders.detail_cache import cached_body, detail_lookup_key, encode_order
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderReader, cached_body, detail_lookup_key, encode_order
+from shop.orders.reader import OrderReader
 from shop.pagination import (
     LIMIT_DESCRIPTION,
     OFFSET_DESCRIPTION,
@@ -33,6 +35,7 @@ from shop.pagination import (
     window,
 )
 from shop.prefetch import PREFETCH, lookup_of, prefetched
+from shop.schemas import MAX_ID
 from shop.settings import Settings
 
 __all__ = ["AdminOrderController", "OrderController", "routes"]
@@ -58,7 +61,7 @@ def parse_instant(name: str, raw: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Order id")]
+OrderId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Order id")]
 MAX_OFFSET = 2**31 - 1
 Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
 Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
@@ -90,6 +93,12 @@ def provide_reader(db_session: NamedDependency[AsyncSession], state: State) -> O
 StatusFilter = Annotated[OrderStatus | None, Parameter(description="Only orders in this status")]
 
 
+def _one_statement(request: Request[Any, Any, Any]) -> bool:
+    """A checkout without an Idempotency-Key writes nothing but the checkout statement,
+    which is complete on its own: its session runs in autocommit (`shop.db`)."""
+    return "idempotency-key" not in request.headers
+
+
 class OrderController(Controller):
     path = "/api/orders"
     tags = ["orders"]
@@ -111,6 +120,7 @@ class OrderController(Controller):
             "or a request with the same Idempotency-Key is still in flight",
             s422="The Idempotency-Key was already used with a different body",
         ),
+        dependencies={"db_session": Provide(session_provider(autocommit_when=_one_statement))},
     )
     async def create_order(
         self,
@@ -134,8 +144,8 @@ class OrderController(Controller):
         checkout = Checkout(db_session, cache, settings)
 
         if idempotency_key is None:
-            # Nothing else to write: the checkout statement is the whole transaction.
-            order = await checkout.place(request.user, data, standalone=True)
+            # The checkout statement is the whole transaction (`_one_statement`).
+            order = await checkout.place(request.user, data)
             return Response(encode_order(order), status_code=201, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
         async def place() -> bytes:
@@ -237,9 +247,7 @@ class AdminOrderController(Controller):
         cache: CacheDep,
         settings: NamedDependency[Settings],
         status: StatusFilter = None,
-        user_id: Annotated[
-            int | None, Parameter(ge=1, le=2**63 - 1, description="Owner id")
-        ] = None,
+        user_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID, description="Owner id")] = None,
         created_from: Annotated[
             str | None,
             Parameter(

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.errors import InvalidInput
 from shop.orders import schemas
+from shop.orders.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from shop.orders.repositories import IdempotencyRepository
-from shop.orders.services import IdempotencyKeyInFlight, IdempotencyKeyReused
 
 __all__ = ["RETENTION_HOURS", "StoredResponse", "order_request_hash", "run_once"]
 

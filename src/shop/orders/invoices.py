@@ -25,6 +25,8 @@ from sqlalchemy import insert, select, text, update
 from shop.accounts.models import User
 from shop.errors import NotFound
 from shop.jobs import defer
+from shop.orders.access import require_owner_or_staff
+from shop.orders.errors import OrderNotFound
 from shop.orders.invoice_pdf import (
     InvoiceDocument,
     InvoiceLine,
@@ -57,10 +59,6 @@ __all__ = [
 logger = logging.getLogger("shop.invoices")
 
 
-class OrderNotFound(NotFound):
-    """No such order."""
-
-
 class InvoiceNotReady(NotFound):
     """The invoice of this order has not been generated yet; try again in a few seconds."""
 
@@ -91,8 +89,9 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
             )
         )
     ).one_or_none()
-    if order is None or (order.user_id != user.id and not user.is_staff):
+    if order is None:
         raise OrderNotFound
+    require_owner_or_staff(order.user_id, user)
     invoice = await session.get(Invoice, order_id)
     if invoice is None:
         if order.imported_at is not None and order.invoice_requested_at is None:

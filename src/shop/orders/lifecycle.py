@@ -20,15 +20,13 @@ from shop.cache import ORDERS, PRODUCTS, Cache
 from shop.catalog import stock
 from shop.db import after_commit
 from shop.orders import schemas, webhooks
+from shop.orders.access import require_owner_or_staff
+from shop.orders.errors import OrderNotFound, StaffOnlyTransition, TransitionNotAllowed
 from shop.orders.models import OrderStatus
-from shop.orders.repositories import OrderRepository, StockRepository
-from shop.orders.services import (
-    MAX_DB_ID,
-    OrderNotFound,
-    OrderReader,
-    StaffOnlyTransition,
-    TransitionNotAllowed,
-)
+from shop.orders.reader import OrderReader
+from shop.orders.repositories import OrderRepository
+from shop.orders.stock import StockRepository
+from shop.schemas import MAX_ID
 from shop.settings import Settings
 
 __all__ = ["ALLOWED_MOVES", "CUSTOMER_MOVES", "Lifecycle", "allowed_next"]
@@ -56,13 +54,14 @@ class Lifecycle:
         self.session = session
         self.cache = cache
         self.orders = OrderRepository(session=session)
-        self.stock = StockRepository(session)
+        self.stock = StockRepository.of(session)
         self.reader = OrderReader(session, cache, settings)
 
     async def move(self, user: CurrentUser, order_id: int, target: OrderStatus) -> schemas.Order:
-        order = await self.orders.lock(order_id) if 1 <= order_id <= MAX_DB_ID else None
-        if order is None or (order.user_id != user.id and not user.is_staff):
+        order = await self.orders.lock(order_id) if 1 <= order_id <= MAX_ID else None
+        if order is None:
             raise OrderNotFound()
+        require_owner_or_staff(order.user_id, user)
         current = OrderStatus(order.status)
         allowed = allowed_next(current, user)
         if target not in ALLOWED_MOVES[current]:

@@ -15,7 +15,7 @@ import msgspec
 
 from shop.errors import InvalidInput, msgspec_field
 from shop.orders.models import OrderStatus
-from shop.schemas import MoneyStr
+from shop.schemas import MAX_ID, MoneyStr
 
 __all__ = [
     "MAX_QUANTITY",
@@ -32,7 +32,7 @@ __all__ = [
 MAX_QUANTITY = 10_000
 """Per-line ceiling: far above any real basket, far below integer overflow."""
 
-PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="Product id")]
+PositiveId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="Product id")]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units to buy")]
 
 

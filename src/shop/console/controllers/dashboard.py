@@ -12,7 +12,7 @@ from shop.catalog.services import ProductService
 from shop.console.pages import CacheDep, Db, SettingsDep, StaffRequest, render
 from shop.orders import webhooks
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderReader
+from shop.orders.reader import OrderReader
 
 
 @get("/")

@@ -12,6 +12,7 @@ from shop import queue
 from shop.console import audit
 from shop.console.pages import Db, Pager, Query, StaffRequest, is_htmx, parse_int, render, see_other
 from shop.orders import webhooks
+from shop.schemas import MAX_ID
 
 PAGE = 20
 
@@ -31,7 +32,7 @@ class WebhookPages(Controller):
         params = {"outcome": outcome or "", "order": order or ""}
         start = parse_int(offset, default=0, low=0, high=1_000_000)
         wanted = outcome if outcome in {o.value for o in webhooks.Outcome} else None
-        order_id = parse_int(order, default=0, low=0, high=2**63 - 1) or None
+        order_id = parse_int(order, default=0, low=0, high=MAX_ID) or None
         events, attempts, total = await webhooks.list_deliveries(
             db_session,
             order_id=order_id,

@@ -27,9 +27,11 @@ from shop.console.pages import (
 )
 from shop.errors import InvalidInput
 from shop.orders import invoices, webhooks
+from shop.orders.errors import OrderNotFound
 from shop.orders.lifecycle import Lifecycle, allowed_next
 from shop.orders.models import OrderStatus
-from shop.orders.services import OrderNotFound, OrderReader
+from shop.orders.reader import OrderReader
+from shop.schemas import MAX_ID
 
 PAGE = 20
 
@@ -60,7 +62,7 @@ class OrderPages(Controller):
         }
         start = parse_int(offset, default=0, low=0, high=1_000_000)
         wanted = status if status in {s.value for s in OrderStatus} else None
-        customer_id = parse_int(customer, default=0, low=0, high=2**63 - 1) or None
+        customer_id = parse_int(customer, default=0, low=0, high=MAX_ID) or None
         rows, total = await OrderReader(db_session, cache, settings).staff_search(
             search=(search or "")[:100] or None,
             status=OrderStatus(wanted) if wanted else None,

@@ -29,7 +29,7 @@ from shop.console.pages import (
     see_other,
 )
 from shop.errors import InvalidInput
-from shop.orders.services import OrderReader
+from shop.orders.reader import OrderReader
 
 PAGE = 20
 FLAGS = {

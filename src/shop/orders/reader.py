@@ -1,121 +1,33 @@
-"""Errors of the orders domain and reading orders (detail with its cache, lists).
+"""Reading orders as clients see them: the detail (cached per order) and paginated lists,
+the staff console's search and the dashboard's figures.
 
 Placing an order lives in `checkout.py`, status transitions in `lifecycle.py`,
-safe retries in `idempotency.py`.
+safe retries in `idempotency.py`, the cached detail's entry in `detail_cache.py`.
 """
 
 from __future__ import annotations
 
 import functools
-import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser
 from shop.cache import ORDERS, Cache, Lookup
-from shop.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from shop.orders import schemas
+from shop.orders.access import require_owner_or_staff
+from shop.orders.detail_cache import cached_body, encode_order, pack_entry, unpack_entry
+from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import OrderRepository
 from shop.reads import fill
-from shop.schemas import Page, money
+from shop.schemas import MAX_ID, Page, money
 from shop.settings import Settings
 
-__all__ = [
-    "IdempotencyKeyInFlight",
-    "IdempotencyKeyReused",
-    "InsufficientStock",
-    "OrderBelowMinimum",
-    "OrderError",
-    "OrderNotFound",
-    "OrderReader",
-    "OrderTooLarge",
-    "ProductNotFound",
-    "ProductUnavailable",
-    "StaffOnlyTransition",
-    "TransitionNotAllowed",
-    "cached_body",
-    "detail_lookup_key",
-    "encode_order",
-]
-
-MAX_DB_ID = 2**63 - 1
-_encoder = msgspec.json.Encoder()
-
-
-class OrderError(Exception):
-    """Marker base of the orders domain's errors (each also subclasses a `ShopError`)."""
-
-
-class OrderNotFound(NotFound, OrderError):
-    """No such order."""
-
-
-class ProductNotFound(NotFound, OrderError):
-    """A product in the order does not exist."""
-
-
-class ProductUnavailable(InvalidInput, OrderError):
-    """A product in the order is no longer sold."""
-
-
-class InsufficientStock(Conflict, OrderError):
-    """Not enough stock for some products; nothing was ordered."""
-
-
-class OrderBelowMinimum(InvalidInput, OrderError):
-    """The order total is below the minimum order amount."""
-
-
-class OrderTooLarge(InvalidInput, OrderError):
-    """The order is too large."""
-
-
-class TransitionNotAllowed(Conflict, OrderError):
-    """The order cannot move to that status."""
-
-
-class StaffOnlyTransition(Forbidden, OrderError):
-    """Only staff may move an order to that status."""
-
-
-class IdempotencyKeyInFlight(Conflict, OrderError):
-    """A request with this Idempotency-Key is still being processed; retry shortly."""
-
-
-class IdempotencyKeyReused(Unprocessable, OrderError):
-    """This Idempotency-Key was already used with a different request body."""
-
-
-def encode_order(order: schemas.Order) -> bytes:
-    return _encoder.encode(order)
-
-
-_OWNER = struct.Struct(">q")
-"""The owner's id, in front of the encoded order in its cache entry."""
-
-
-def _pack_entry(owner: int, body: bytes) -> bytes:
-    return _OWNER.pack(owner) + body
-
-
-def _unpack_entry(raw: bytes) -> tuple[int, bytes] | None:
-    """``(owner id, body)``; None for an entry too short to be one of ours (a miss)."""
-    if len(raw) <= _OWNER.size:
-        return None
-    (owner,) = _OWNER.unpack_from(raw)
-    return owner, raw[_OWNER.size :]
-
-
-def _check_reader(owner: int, user: CurrentUser) -> None:
-    """Owner or staff; anyone else gets the same 404 as for an order that does not exist."""
-    if owner != user.id and not user.is_staff:
-        raise OrderNotFound()
+__all__ = ["OrderReader", "status_change"]
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
@@ -123,26 +35,6 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
-
-
-def detail_lookup_key(order_id: int) -> tuple[str, str] | None:
-    """``(namespace, suffix)`` of an order's cached detail; None for an id no order can have."""
-    if not 1 <= order_id <= MAX_DB_ID:
-        return None
-    return ORDERS, str(order_id)
-
-
-def cached_body(found: Lookup | None, user: CurrentUser) -> bytes | None:
-    """The cached order body if there is one, after the same ownership check as `OrderReader.detail`.
-
-    None when nothing is cached (the caller goes to PostgreSQL); `OrderNotFound`
-    when a cached order belongs to someone else.
-    """
-    if found is None or found.value is None or (entry := _unpack_entry(found.value)) is None:
-        return None
-    owner, body = entry
-    _check_reader(owner, user)
-    return body
 
 
 class OrderReader:
@@ -162,7 +54,7 @@ class OrderReader:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
 
         The cache entry carries the owner's id in front of the body
-        (`_pack_entry`), so the ownership check runs in memory, before any
+        (`pack_entry`), so the ownership check runs in memory, before any
         cached byte is served, without a PostgreSQL round trip on a hit. An
         order's owner never changes, and the entry is version-keyed like the
         body, so the two cannot disagree. The version is read before the
@@ -171,7 +63,7 @@ class OrderReader:
         the version first). ``found``: that lookup, if the caller already made
         it (the route's hook).
         """
-        if not 1 <= order_id <= MAX_DB_ID:
+        if not 1 <= order_id <= MAX_ID:
             raise OrderNotFound()
         if found is None:
             found = await self.cache.lookup(ORDERS, str(order_id))
@@ -183,15 +75,15 @@ class OrderReader:
             if not orders:
                 raise OrderNotFound()
             (order,) = orders
-            return _pack_entry(order.user, encode_order(order))
+            return pack_entry(order.user, encode_order(order))
 
         # One read per order and process when the entry is missing (`shop.reads`).
         raw, _ = await fill(self.cache, found, build, self.settings.cache.order_ttl)
-        entry = _unpack_entry(raw)
+        entry = unpack_entry(raw)
         if entry is None:  # cannot happen: we packed it
             raise OrderNotFound()
         owner, body = entry
-        _check_reader(owner, user)
+        require_owner_or_staff(owner, user)
         return body
 
     async def list_for_customer(
