@@ -175,6 +175,39 @@ async def test_detail_is_fresh_after_a_status_change(
     assert response.json()["order_items"][0]["product"]["stock"] == 5
 
 
+async def test_a_cached_detail_shows_its_products_as_they_are_now(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    """An item's stock and updated_at are the product's current ones, not those of when
+    the detail was cached: later orders (the owner's own, someone else's) and a staff edit."""
+    alice, bob = await make_user(db), await make_user(db)
+    staff = await make_user(db, is_staff=True)
+    product = await make_product(db, stock=10)
+    order_id = (await place_order(client, settings, alice, (product.id, 1))).json()["id"]
+    url, headers = f"/api/orders/{order_id}/", auth_headers(settings, alice)
+
+    async def shown() -> dict[str, object]:
+        response = await client.get(url, headers=headers)
+        assert response.status_code == 200
+        return dict(response.json()["order_items"][0]["product"])
+
+    assert (await shown())["stock"] == 9  # now cached
+    assert (await place_order(client, settings, alice, (product.id, 2))).status_code == 201
+    assert (await shown())["stock"] == 7
+    assert (await place_order(client, settings, bob, (product.id, 3))).status_code == 201
+    assert (await shown())["stock"] == 4
+
+    edited = await client.patch(
+        f"/api/products/{product.id}/",
+        json={"description": "now with a lid"},
+        headers=auth_headers(settings, staff),
+    )
+    assert edited.status_code == 200
+    after = await shown()
+    assert after["updated_at"] == edited.json()["updated_at"]
+    assert after["description"] == "A fine product"  # what was bought: the snapshot at purchase
+
+
 async def test_own_orders_are_listed_newest_first_and_paginated(
     client: httpx.AsyncClient, settings: Settings, db: AsyncSession
 ) -> None:

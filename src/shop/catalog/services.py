@@ -34,7 +34,7 @@ import msgspec
 from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shop.cache import PRODUCT_DETAIL, PRODUCTS, Cache, Lookup
+from shop.cache import ORDERS, PRODUCT_DETAIL, PRODUCTS, Cache, Lookup
 from shop.catalog import schemas, stock
 from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
@@ -402,6 +402,8 @@ class ProductService:
         async def bump() -> None:
             await self.cache.bump(PRODUCTS)
             await self.cache.bump(PRODUCT_DETAIL)
+            # An order's items show their product's updated_at as it is now.
+            await self.cache.bump(ORDERS)
 
         after_commit(self.session, bump)
 

@@ -19,7 +19,7 @@ from shop.db import session_provider
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
-from shop.orders.detail_cache import cached_body, detail_lookup_key, encode_order
+from shop.orders.detail_cache import cached_order, detail_lookup, encode_order, render
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
@@ -69,19 +69,27 @@ Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRI
 CacheDep = NamedDependency[SkipValidation[Cache]]
 
 
-def _order_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str] | None:
+def _order_lookup(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> tuple[str, str, list[str]] | None:
     order_id = connection.path_params.get("order_id")
     if not isinstance(order_id, int):
         return None
-    return detail_lookup_key(order_id)
+    return detail_lookup(order_id)
 
 
 async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
     """Answer a cached order (ownership checked) before Litestar parses arguments and
     resolves dependencies; a miss falls through to the handler, which reuses the
     lookup. The lookup itself was read with the caller's snapshot (`shop.prefetch`)."""
-    body = cached_body(await prefetched(request, _order_lookup), request.user)
-    return None if body is None else Response(body, media_type=MediaType.JSON)
+    found = await prefetched(request, _order_lookup)
+    order = cached_order(found, request.user)
+    if order is None:
+        return None
+    state = request.app.state
+    settings: Settings = state.settings
+    body = await render(order, state.cache, state.engine, settings.cache.products_ttl, found)
+    return Response(body, media_type=MediaType.JSON)
 
 
 def provide_reader(db_session: NamedDependency[AsyncSession], state: State) -> OrderReader:

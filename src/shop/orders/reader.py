@@ -13,18 +13,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shop.accounts.security import CurrentUser
-from shop.cache import ORDERS, Cache, Lookup
+from shop.cache import Cache, Lookup
 from shop.orders import schemas
 from shop.orders.access import require_owner_or_staff
-from shop.orders.detail_cache import cached_body, encode_order, pack_entry, unpack_entry
+from shop.orders.detail_cache import (
+    cached_order,
+    detail_lookup,
+    encode_order,
+    pack_entry,
+    remember,
+    render,
+    unpack_entry,
+)
 from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import OrderRepository
 from shop.reads import fill
-from shop.schemas import MAX_ID, Page, money
+from shop.schemas import Page, money
 from shop.settings import Settings
 
 __all__ = ["OrderReader", "status_change"]
@@ -45,6 +53,14 @@ class OrderReader:
         self.cache = cache
         self.settings = settings
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """For stock figures read outside the request's transaction (`shop.catalog.stock`)."""
+        bind = self.session.bind
+        engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+        assert isinstance(engine, AsyncEngine)
+        return engine
+
     @functools.cached_property
     def orders(self) -> OrderRepository:
         # Built on first use: a cache hit never needs it.
@@ -53,38 +69,44 @@ class OrderReader:
     async def detail(self, order_id: int, user: CurrentUser, found: Lookup | None = None) -> bytes:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
 
-        The cache entry carries the owner's id in front of the body
-        (`pack_entry`), so the ownership check runs in memory, before any
+        The cache entry carries the owner's id in front of the order
+        (`detail_cache`), so the ownership check runs in memory, before any
         cached byte is served, without a PostgreSQL round trip on a hit. An
         order's owner never changes, and the entry is version-keyed like the
-        body, so the two cannot disagree. The version is read before the
+        order, so the two cannot disagree. The version is read before the
         database, so an entry filled from data older than a concurrent change
         is stored under a version no one reads any more (`Cache.lookup` reads
-        the version first). ``found``: that lookup, if the caller already made
-        it (the route's hook).
+        the version first). Stock figures come from their own entries.
+        ``found``: that lookup, if the caller already made it (the route's hook).
         """
-        if not 1 <= order_id <= MAX_ID:
+        wanted = detail_lookup(order_id)
+        if wanted is None:
             raise OrderNotFound()
         if found is None:
-            found = await self.cache.lookup(ORDERS, str(order_id))
-        if (cached := cached_body(found, user)) is not None:
-            return cached
+            found = await self.cache.lookup(*wanted)
+        order = cached_order(found, user)
+        if order is None:
+            built: list[schemas.Order] = []
 
-        async def build() -> bytes:
-            orders = await self.load([order_id])
-            if not orders:
+            async def build() -> bytes:
+                orders = await self.load([order_id])
+                if not orders:
+                    raise OrderNotFound()
+                built.extend(orders)
+                return pack_entry(orders[0])
+
+            # One read per order and process when the entry is missing (`shop.reads`).
+            raw, built_here = await fill(self.cache, found, build, self.settings.cache.order_ttl)
+            if built_here:  # read in this very request: its stock figures are fresh
+                require_owner_or_staff(built[0].user, user)
+                remember(built[0])
+                return encode_order(built[0])
+            entry = unpack_entry(raw)
+            if entry is None:  # cannot happen: we packed it
                 raise OrderNotFound()
-            (order,) = orders
-            return pack_entry(order.user, encode_order(order))
-
-        # One read per order and process when the entry is missing (`shop.reads`).
-        raw, _ = await fill(self.cache, found, build, self.settings.cache.order_ttl)
-        entry = unpack_entry(raw)
-        if entry is None:  # cannot happen: we packed it
-            raise OrderNotFound()
-        owner, body = entry
-        require_owner_or_staff(owner, user)
-        return body
+            owner, order = entry
+            require_owner_or_staff(owner, user)
+        return await render(order, self.cache, self.engine, self.settings.cache.products_ttl, found)
 
     async def list_for_customer(
         self, user: CurrentUser, status: OrderStatus | None, limit: int, offset: int
