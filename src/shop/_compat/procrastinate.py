@@ -15,7 +15,7 @@
   private ``_async_pool`` back to None makes the next ``open_async(pool=...)`` take the new
   one.
 
-tests/platform/test_compat.py checks each against the installed library and schema;
+tests/platform/test_compat_procrastinate.py checks each against the installed library and schema;
 pyproject.toml bounds procrastinate's version.
 """
 

@@ -14,6 +14,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop._compat.msgspec import field_of
 from shop.catalog import schemas
 from shop.catalog.models import Category, Product
 from shop.catalog.services import ProductService
@@ -29,7 +30,6 @@ from shop.console.pages import (
     render,
     see_other,
 )
-from shop._compat.msgspec import field_of
 from shop.errors import ShopError
 from shop.schemas import money
 from shop.settings import Settings
