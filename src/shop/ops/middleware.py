@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
-import msgspec
+from shop.errors import problem_body
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,9 +150,7 @@ class EdgeMiddleware:
 
 
 async def _send_problem(send: Any, status: int, title: str, detail: str) -> None:
-    body = msgspec.json.encode(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    )
+    body = problem_body(status, detail, title=title)
     await send(
         {
             "type": "http.response.start",
