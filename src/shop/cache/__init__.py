@@ -32,7 +32,6 @@ from shop.cache.base import (
     KeyPrefix,
     Lookup,
     make_key,
-    quote_suffix,
 )
 from shop.cache.inprocess import InProcessCache
 from shop.cache.memcached import MemcachedCache
@@ -49,7 +48,6 @@ __all__ = [
     "MemcachedCache",
     "create_cache",
     "make_key",
-    "quote_suffix",
 ]
 
 

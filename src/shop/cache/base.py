@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import quote
 
 __all__ = [
     "ORDERS",
@@ -20,7 +19,6 @@ __all__ = [
     "Lookup",
     "initial_version",
     "make_key",
-    "quote_suffix",
     "version_key",
 ]
 
@@ -69,11 +67,6 @@ def make_key(prefix: str, version: int, suffix: str) -> str:
     return key
 
 
-def quote_suffix(text: str) -> str:
-    """Percent-encode a user-supplied key part so the key stays readable ASCII."""
-    return quote(text, safe="=&,.-_")
-
-
 def version_key(namespace: str) -> str:
     return f"version_{namespace}"
 
@@ -108,9 +101,6 @@ class Cache(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, key: str) -> bytes | None: ...
-
-    @abc.abstractmethod
-    async def get_many(self, *keys: str) -> list[bytes | None]: ...
 
     @abc.abstractmethod
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...

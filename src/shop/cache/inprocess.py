@@ -31,9 +31,6 @@ class InProcessCache(Cache):
         self.stats.hits += 1
         return entry[1]
 
-    async def get_many(self, *keys: str) -> list[bytes | None]:
-        return [await self.get(key) for key in keys]
-
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         self.stats.calls += 1
         if len(self._data) > 50_000:

@@ -165,11 +165,6 @@ class MemcachedCache(Cache):
         return all(node.healthy for node in self._ring.nodes)
 
     @property
-    def last_error(self) -> str | None:
-        errors = [f"{n.name}: {n.last_error}" for n in self._ring.nodes if n.last_error]
-        return "; ".join(errors) or None
-
-    @property
     def servers_down(self) -> list[str]:
         """``host:port`` of each server whose circuit is open."""
         return [node.name for node in self._ring.nodes if not node.healthy]
@@ -345,15 +340,6 @@ class MemcachedCache(Cache):
             value = found.get(key)
         self._count(value)
         return value
-
-    async def get_many(self, *keys: str) -> list[bytes | None]:
-        found: Found = {}
-        if keys and (not self._pending_deletes or await self._flush_pending()):
-            found = await self._fetch(*keys)
-        result = [found.get(key) for key in keys]
-        for value in result:
-            self._count(value)
-        return result
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         ok, _ = await self._on_owner(key, "set", lambda c, k: c.set(k, value, exptime=ttl))
