@@ -53,7 +53,8 @@ class ApiIndex(msgspec.Struct):
     resources: dict[str, str]
 
 
-def _assets_dir() -> Path:
+def assets_dir() -> Path:
+    """Where the vendored Swagger UI and ReDoc builds are (with their licences)."""
     return Path(str(files("shop.ops"))) / "docs_assets"
 
 
@@ -123,7 +124,7 @@ def api_index(request: Request[Any, Any, Any]) -> ApiIndex:
 def docs_routes() -> list[Controller | Router | type[Controller] | Any]:
     assets = create_static_files_router(
         path=ASSETS_PATH,
-        directories=[_assets_dir()],
+        directories=[assets_dir()],
         include_in_schema=False,
         opt={"exclude_from_auth": True},
         cache_control=None,
