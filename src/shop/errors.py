@@ -144,8 +144,10 @@ class Problem(msgspec.Struct):
     Besides the standard members, some errors carry extension members:
     ``errors`` (400: the failing fields), ``allowed`` and ``current`` (409 on
     an order status move: the statuses the caller may move the order to, and
-    its status now), ``shortages`` (409 at checkout), ``product_id`` (404 of a
-    product) and ``retry_after`` (429: seconds, as in the Retry-After header).
+    its status now), ``shortages`` (409 at checkout), ``minimum`` and ``total``
+    (400 at checkout: the minimum order amount and the basket's total, money
+    strings), ``product_id`` (404 of a product) and ``retry_after`` (429:
+    seconds, as in the Retry-After header).
     """
 
     type: str
@@ -157,6 +159,8 @@ class Problem(msgspec.Struct):
     allowed: list[str] | msgspec.UnsetType = msgspec.UNSET
     current: str | msgspec.UnsetType = msgspec.UNSET
     shortages: list[Shortage] | msgspec.UnsetType = msgspec.UNSET
+    minimum: str | msgspec.UnsetType = msgspec.UNSET
+    total: str | msgspec.UnsetType = msgspec.UNSET
     product_id: int | msgspec.UnsetType = msgspec.UNSET
     retry_after: int | msgspec.UnsetType = msgspec.UNSET
 

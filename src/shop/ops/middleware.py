@@ -7,6 +7,10 @@ response, into ``scope["state"]`` and into a context variable the log
 formatter reads. Every request ends with one access-log line (logger
 ``shop.access``: method, path, status, duration; JSON fields under ``http``
 in production mode) carrying that request id.
+
+Litestar's own Host check (``allowed_hosts=``, `AllowedHostsConfig`) is not
+used: it answers a refused Host with its own JSON, not problem details, from
+inside the router (`shop._compat.litestar` says more).
 """
 
 from __future__ import annotations
