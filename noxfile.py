@@ -70,9 +70,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install(f"ruff=={locked_version('ruff')}")
+    """ruff (style, bugs, formatting) and vulture (dead code; configured in pyproject.toml)."""
+    session.install(f"ruff=={locked_version('ruff')}", f"vulture=={locked_version('vulture')}")
     session.run("ruff", "check", "src", "tests", "db", "bench", "scripts", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "db", "bench", "scripts", "noxfile.py")
+    session.run("vulture")
 
 
 @nox.session

@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import shop
+from shop._compat.litestar import wrap_asgi_handler
 from shop.accounts.controllers import routes as account_routes
 from shop.accounts.security import JWTAuthMiddleware
 from shop.cache import Cache, create_cache
@@ -50,6 +51,7 @@ from shop.ops.openapi import CompleteJsonRenderPlugin
 from shop.ops.strict import StrictInputMiddleware
 from shop.orders.controllers import routes as order_routes
 from shop.orders.delivery_controllers import routes as delivery_routes
+from shop.orders.invoice_controllers import routes as invoice_routes
 from shop.settings import Settings
 from shop.tasks import bind_tasks
 
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *account_routes,
         *catalog_routes,
         *order_routes,
+        *invoice_routes,
         *delivery_routes,
         *console_routes(settings),
     ]
@@ -196,9 +199,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    # Outside Litestar's router, so they see every request (shop._compat.litestar says why).
     # Outermost first: request id, Host check and headers; then the size/shape limits.
-    app.asgi_handler = EdgeMiddleware(
-        LimitsMiddleware(AllowHeaderMiddleware(app.asgi_handler, app), settings.http),
-        settings.http.allowed_hosts,
+    wrap_asgi_handler(
+        app,
+        lambda handler: EdgeMiddleware(
+            LimitsMiddleware(AllowHeaderMiddleware(handler, app), settings.http),
+            settings.http.allowed_hosts,
+        ),
     )
     return app

@@ -160,7 +160,7 @@ def users_create(
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = load_settings()
 
-    from shop.accounts.services import create_user_from_cli
+    from shop.accounts.users import create_user_from_cli
     from shop.errors import ShopError
 
     try:

@@ -117,7 +117,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> NoReturn:
 
 def ensure_staff_user(settings: Settings, email: str) -> None:
     """Create the staff user once and print its password; later runs only say it exists."""
-    from shop.accounts.services import EmailTaken, create_user_from_cli
+    from shop.accounts.users import EmailTaken, create_user_from_cli
     from shop.errors import ShopError
 
     password = secrets.token_urlsafe(12)

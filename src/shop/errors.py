@@ -6,12 +6,20 @@ and its class attributes give the HTTP status and title. Services raise them;
 and database outages go through the same handler, so every error a client sees
 is ``application/problem+json`` with ``status``, ``title`` and ``detail``, and
 validation errors list the failing fields under ``errors``.
+
+One function builds every problem body (`problem_body`, also used by the ASGI
+layers that answer before Litestar: `shop.ops.middleware`, `shop.ops.limits`)
+from one `Problem` Struct, which is also the OpenAPI schema of every error
+response, extension members (``errors``, ``allowed``, ``current``,
+``shortages``, ...) included: a member that is not declared there cannot be
+sent. Litestar's problem-details plugin is not used: it renders only its own
+``ProblemDetailsException``, while this handler renders every exception,
+framework errors and database outages included.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -24,16 +32,18 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from shop._compat.msgspec import field_of, names_a_field
+
 __all__ = [
     "Conflict",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "Problem",
-    "ServiceUnavailable",
     "ShopError",
     "Unauthorized",
     "exception_handlers",
+    "problem_body",
     "problem_response",
     "problem_responses",
 ]
@@ -110,27 +120,49 @@ class TooManyRequests(ShopError):
     status_code = 429
 
 
-class ServiceUnavailable(ShopError):
-    """A service the shop depends on is unavailable; try again shortly."""
-
-    status_code = 503
-
-
 class ProblemField(msgspec.Struct):
+    """One failing input: the field (``items[0].quantity``; null for the whole body) and why."""
+
     field: str | None
     message: str
     source: str | None = None
+    """Where the field was: ``body``, ``query``, ``path`` or ``header``."""
 
 
-class Problem(msgspec.Struct, omit_defaults=True):
-    """RFC 9457 problem details, the body of every error response."""
+class Shortage(msgspec.Struct):
+    """A product the order asked more of than is in stock."""
+
+    product_id: int
+    name: str
+    requested: int
+    available: int
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem details, the body of every error response.
+
+    Besides the standard members, some errors carry extension members:
+    ``errors`` (400: the failing fields), ``allowed`` and ``current`` (409 on
+    an order status move: the statuses the caller may move the order to, and
+    its status now), ``shortages`` (409 at checkout), ``minimum`` and ``total``
+    (400 at checkout: the minimum order amount and the basket's total, money
+    strings), ``product_id`` (404 of a product) and ``retry_after`` (429:
+    seconds, as in the Retry-After header).
+    """
 
     type: str
     title: str
     status: int
     detail: str
-    instance: str | None = None
-    errors: list[ProblemField] | None = None
+    instance: str | msgspec.UnsetType = msgspec.UNSET
+    errors: list[ProblemField] | msgspec.UnsetType = msgspec.UNSET
+    allowed: list[str] | msgspec.UnsetType = msgspec.UNSET
+    current: str | msgspec.UnsetType = msgspec.UNSET
+    shortages: list[Shortage] | msgspec.UnsetType = msgspec.UNSET
+    minimum: str | msgspec.UnsetType = msgspec.UNSET
+    total: str | msgspec.UnsetType = msgspec.UNSET
+    product_id: int | msgspec.UnsetType = msgspec.UNSET
+    retry_after: int | msgspec.UnsetType = msgspec.UNSET
 
 
 _DEFAULT_DESCRIPTIONS = {
@@ -169,6 +201,27 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> bytes:
+    """The JSON of a problem; ``extra`` are `Problem`'s extension members (others: TypeError)."""
+    members = {name: value for name, value in extra.items() if value is not None}
+    if instance:
+        members["instance"] = instance
+    if errors:
+        members["errors"] = errors  # dicts of ProblemField's shape, encoded as they are
+    problem = Problem(
+        type="about:blank", title=title or _title(status), status=status, detail=detail, **members
+    )
+    return msgspec.json.encode(problem)
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -179,42 +232,14 @@ def problem_response(
     instance: str | None = None,
     **extra: Any,
 ) -> Response[bytes]:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title or _title(status),
-        "status": status,
-        "detail": detail,
-    }
-    if instance:
-        body["instance"] = instance
-    if errors:
-        body["errors"] = errors
-    body.update(extra)
     return Response(
-        content=msgspec.json.encode(body),
+        content=problem_body(
+            status, detail, title=title, errors=errors, instance=instance, **extra
+        ),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
-
-
-_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
-
-
-def msgspec_field(message: str, parent: str = "") -> str | None:
-    """The body field a msgspec validation message is about: ``items[0].quantity``.
-
-    msgspec's `ValidationError` carries no structured path, only its message:
-    ``Expected `int`, got `str` - at `$.items[0].quantity` `` names the field by
-    its JSON path, ``Object missing required field `quantity` - at `$.items[0]` ``
-    by the object holding it plus the name. This is the one place that reads
-    those messages (``parent``: a path already known, e.g. Litestar's key).
-    """
-    at = _AT_PATH.search(message)
-    named = _NAMED_FIELD.search(message)
-    path = at["path"] if at else parent
-    return ".".join(filter(None, (path, named["name"] if named else ""))) or None
 
 
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:
@@ -227,8 +252,8 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
                 source = item.get("source")
                 # Litestar's key is the object holding a body field ("items[0]", or
                 # "data" for the whole body); msgspec's message names the field itself.
-                if not field or field == "data" or _NAMED_FIELD.search(message):
-                    field = msgspec_field(message, "" if field == "data" else field) or field
+                if not field or field == "data" or names_a_field(message):
+                    field = field_of(message, "" if field == "data" else field) or field
                 entry = {"field": field or None, "message": message}
                 if source:
                     entry["source"] = str(getattr(source, "value", source))
@@ -256,10 +281,13 @@ def _handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) 
     errors = None
     if isinstance(exc, ValidationException) or (status == 400 and exc.extra):
         errors = _validation_errors(exc.extra)
-        if errors and detail.startswith("Validation failed for"):
+        if errors and isinstance(exc.extra, list):
+            # Litestar's signature check lists the failing parameters in `extra`; its
+            # detail only repeats the method and URL, so name the fields instead.
             fields = ", ".join(e["field"] for e in errors if e.get("field")) or "the request"
             detail = f"Invalid value for {fields}"
-    if status == 404 and detail == "Not Found":
+    if status == 404 and detail == _title(404):
+        # No detail of its own (HTTPException falls back to the status phrase): say where.
         detail = f"No resource at {request.url.path}"
     if status == 405:
         detail = f"Method {request.method} is not allowed on {request.url.path}"

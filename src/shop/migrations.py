@@ -35,7 +35,3 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)
-
-
-def current(database_url: str) -> None:
-    command.current(alembic_config(database_url), verbose=False)

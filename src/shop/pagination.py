@@ -48,11 +48,13 @@ from shop.schemas import Page
 
 __all__ = [
     "LIMIT_DESCRIPTION",
+    "MAX_LIMIT",
     "OFFSET_DESCRIPTION",
     "PAGE_SIZE",
     "Count",
     "Explain",
     "InvalidPage",
+    "Limit",
     "ListPage",
     "PageNumber",
     "Window",
@@ -61,6 +63,7 @@ __all__ = [
     "from_page",
     "links",
     "list_page",
+    "offset_parameter",
     "page_number",
     "refuse_repeated",
     "window",
@@ -75,6 +78,26 @@ LIMIT_DESCRIPTION = (
     "Items per page with `offset` (our extension; default 20); with `page`, the page size"
 )
 OFFSET_DESCRIPTION = "Items to skip (our extension); not with `page`"
+MAX_LIMIT = 100
+"""The largest ``limit`` of every list."""
+
+# The paging parameters of every list, declared once. A handler takes
+# ``page: PageNumber = None``, ``limit: Limit = PAGE_SIZE`` and
+# ``offset: Annotated[int, offset_parameter(MAX_OFFSET)] = 0``, then `window`.
+# They stay handler parameters (not a Litestar dependency) so that
+# `shop.ops.strict` sees them and refuses ``?limit=2e1`` like any other integer.
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=LIMIT_DESCRIPTION)]
+
+
+def offset_parameter(max_offset: int) -> Any:
+    """``offset``'s declaration for a list that serves rows up to ``max_offset`` deep.
+
+    The ceiling is the list's own (pass the same to `window`): each domain says
+    why its lists stop where they do, and the OpenAPI document shows it.
+    """
+    return Parameter(ge=0, le=max_offset, description=OFFSET_DESCRIPTION)
+
+
 PageNumber = Annotated[
     int | None,
     Parameter(

@@ -3,9 +3,9 @@
 Procrastinate keeps its jobs in ``procrastinate_jobs`` and their history in
 ``procrastinate_events``; it offers no asyncio-and-SQLAlchemy API for these
 staff views, so they are read here with plain statements on the request's
-session. A retry calls Procrastinate's own SQL function (``procrastinate_retry_job_v2``,
-the one its ``JobManager.retry_job_by_id_async`` runs), in the request's
-transaction like every other console change. Procrastinate stores no error
+session. A retry calls Procrastinate's own SQL function (`RETRY_JOB_FUNCTION`, the
+one its ``JobManager.retry_job_by_id_async`` runs; see `shop._compat.procrastinate`),
+in the request's transaction like every other console change. Procrastinate stores no error
 text for a failed job; `shop.job_failures` records each failed attempt's error,
 and the list shows the last one.
 """
@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["FailedJob", "JobNotRetryable", "failed_jobs", "retry_failed", "status_counts"]
-
+from shop._compat.procrastinate import RETRY_JOB_FUNCTION
 from shop.errors import Conflict
+
+__all__ = ["FailedJob", "JobNotRetryable", "failed_jobs", "retry_failed", "status_counts"]
 
 
 class JobNotRetryable(Conflict):
@@ -52,7 +53,8 @@ _FAILED_TOTAL = text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'fa
 _LOCK_FAILED = text(
     "SELECT id FROM procrastinate_jobs WHERE id = :job_id AND status = 'failed' FOR UPDATE"
 )
-_RETRY = text("SELECT procrastinate_retry_job_v2(:job_id, now(), NULL, NULL, NULL)")
+# job_id, retry_at, new_priority, new_queue_name, new_lock (RETRY_JOB_ARGUMENTS)
+_RETRY = text(f"SELECT {RETRY_JOB_FUNCTION}(:job_id, now(), NULL, NULL, NULL)")
 
 
 async def status_counts(session: AsyncSession) -> dict[str, int]:

@@ -3,7 +3,7 @@
 `shop.jobs` knows no domain; each domain exports a `procrastinate.Blueprint`. The processes
 that defer or run jobs bind them here before they do: `create_app` (the API defers),
 ``shop worker`` and ``shop dev`` (they run jobs). A name is ``<namespace>:<task>``, e.g.
-``orders:generate_invoice``; tests/platform/test_tasks_registry.py checks that every name
+``orders:generate_invoice``; tests/platform/test_job_platform.py checks that every name
 deferred anywhere in the code is bound here.
 """
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
-from shop.accounts.services import EmailTaken, create_user_from_cli
+from shop.accounts.users import EmailTaken, create_user_from_cli
 from shop.cli import main
 from tests.conftest import make_settings
 from tests.support.factories import make_user

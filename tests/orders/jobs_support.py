@@ -15,12 +15,18 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
-from shop.orders.invoices import enqueue_invoice
+from shop.jobs import defer
 from shop.orders.models import Order, OrderItem, OrderStatus
 from shop.settings import Settings
 from tests.support.factories import make_product
 
 T = TypeVar("T")
+
+
+async def enqueue_invoice(db: AsyncSession, order_id: int) -> int:
+    """Defer an order's invoice job in ``db``'s transaction, as the checkout statement does."""
+    return await defer(db, "orders:generate_invoice", order_id=order_id)
+
 
 Line = tuple[str, str, int]
 """(product name, unit price, quantity)."""

@@ -19,12 +19,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop.orders.invoices import enqueue_invoice
 from shop.orders.models import Invoice, OrderStatus, WebhookEvent
 from shop.orders.webhooks import enqueue_shipped
 from shop.settings import Settings
 from tests.conftest import make_settings, memcached_url
-from tests.orders.jobs_support import Receiver, eventually, jobs, make_order, running_worker
+from tests.orders.jobs_support import (
+    Receiver,
+    enqueue_invoice,
+    eventually,
+    jobs,
+    make_order,
+    running_worker,
+)
 from tests.support.factories import auth_headers, make_product, make_user
 
 

@@ -89,3 +89,32 @@ async def test_a_closed_external_pool_is_forgotten_so_the_next_worker_can_open_a
 
 def test_procrastinate_is_within_the_version_range_the_compat_module_was_checked_with() -> None:
     assert Version("3.2") <= Version(metadata.version("procrastinate")) < Version("3.11")
+
+
+def test_the_retry_function_matches_the_library_schema_and_the_query_its_manager_runs() -> None:
+    function = re.search(
+        rf"CREATE FUNCTION {compat.RETRY_JOB_FUNCTION}\((.*?)\)\s*RETURNS void", _schema_sql(), re.S
+    )
+    assert function, f"{compat.RETRY_JOB_FUNCTION} is gone or changed in procrastinate"
+    names = tuple(line.split()[0] for line in function.group(1).strip().splitlines())
+    assert names == compat.RETRY_JOB_ARGUMENTS
+    assert compat.RETRY_JOB_FUNCTION in procrastinate.sql.queries["retry_job"]
+
+
+async def test_the_retry_function_is_in_the_migrated_database(
+    session_maker: async_sessionmaker,
+) -> None:
+    async with session_maker() as session:
+        arguments = (
+            await session.execute(
+                text(
+                    "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
+                    "WHERE p.proname = :name"
+                ),
+                {"name": compat.RETRY_JOB_FUNCTION},
+            )
+        ).scalars()
+        assert [
+            tuple(argument.split()[0] for argument in signature.split(", "))
+            for signature in arguments
+        ] == [compat.RETRY_JOB_ARGUMENTS]

@@ -142,7 +142,7 @@ def test_docs_assets_are_vendored_with_their_licences_and_no_django_is_needed():
 
     root = Path(__file__).resolve().parents[2]
     dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    assets = docs._assets_dir()
+    assets = docs.assets_dir()
 
     assert not [d for d in dependencies if "django" in d.lower() or "sidecar" in d.lower()]
     assert assets.is_relative_to(Path(docs.__file__).parent)

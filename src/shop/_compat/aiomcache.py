@@ -4,7 +4,7 @@ Everything here relies on aiomcache internals (``client.acquire``, the
 ``MemcachePool`` attributes ``_pool``, ``_in_use``, ``_maxsize``, ``_do_close``,
 ``_create_new_conn``, and the client's ``_pool``, ``_multi_get``,
 ``_execute_simple_command``, ``_incr_decr``, ``_validate_key``), so
-pyproject.toml pins ``aiomcache<0.9`` and ``tests/platform/test_compat.py``
+pyproject.toml pins ``aiomcache<0.9`` and ``tests/platform/test_compat_aiomcache.py``
 checks that those internals still look the way this module expects.
 
 1. A cancelled call (our timeout, or a client that went away) left its

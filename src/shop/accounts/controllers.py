@@ -26,7 +26,9 @@ from shop.accounts.schemas import (
     UserWithTokens,
 )
 from shop.accounts.security import CurrentUser, requires_staff
-from shop.accounts.services import AccountGuard, TokenService, UserService
+from shop.accounts.throttle import LoginThrottle
+from shop.accounts.tokens import IssuedTokens, TokenService
+from shop.accounts.users import UserService
 from shop.cache import Cache
 from shop.errors import problem_responses
 from shop.settings import Settings
@@ -38,8 +40,14 @@ NO_AUTH: list[SecurityRequirement] = [{}]
 """OpenAPI: this operation needs no credentials (overrides the app-wide Bearer requirement)."""
 
 
-def provide_guard(state: State, settings: NamedDependency[Settings]) -> AccountGuard:
-    return AccountGuard(state.session_maker, settings)
+def provide_throttle(state: State, settings: NamedDependency[Settings]) -> LoginThrottle:
+    return LoginThrottle(state.session_maker, settings)
+
+
+def provide_tokens(
+    state: State, db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+) -> TokenService:
+    return TokenService(db_session, settings, state.session_maker)
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -58,14 +66,17 @@ def profile_of(user: User) -> Profile:
     )
 
 
-def with_tokens(user: User, tokens: services.IssuedTokens) -> UserWithTokens:
+def with_tokens(user: User, tokens: IssuedTokens) -> UserWithTokens:
     return UserWithTokens(user=profile_of(user), access=tokens.access, refresh=tokens.refresh)
 
 
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["accounts"]
-    dependencies = {"guard": Provide(provide_guard, sync_to_thread=False)}
+    dependencies = {
+        "throttle": Provide(provide_throttle, sync_to_thread=False),
+        "tokens": Provide(provide_tokens, sync_to_thread=False),
+    }
 
     @post(
         "/register",
@@ -88,17 +99,18 @@ class AuthController(Controller):
         data: JSONBody[RegisterIn],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-        guard: NamedDependency[AccountGuard],
+        throttle: NamedDependency[LoginThrottle],
+        tokens: NamedDependency[TokenService],
     ) -> UserWithTokens:
         """The email is the login name (unique case-insensitively); the username is unique too.
 
         Password rules: at least 8 characters, not entirely numeric, not a
         common password, not too similar to the username or email.
         """
-        user, tokens = await services.register(
-            db_session, settings, guard, data, client_address(request)
+        user, issued = await services.register(
+            db_session, settings, throttle, tokens, data, client_address(request)
         )
-        return with_tokens(user, tokens)
+        return with_tokens(user, issued)
 
     @post(
         "/login",
@@ -119,13 +131,20 @@ class AuthController(Controller):
         data: JSONBody[LoginIn],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-        guard: NamedDependency[AccountGuard],
+        throttle: NamedDependency[LoginThrottle],
+        tokens: NamedDependency[TokenService],
     ) -> UserWithTokens:
         """Starts a new refresh-token family (one per login session)."""
-        user, tokens = await services.login(
-            db_session, settings, guard, data.email, data.password, client_address(request)
+        user, issued = await services.login(
+            db_session,
+            settings,
+            throttle,
+            tokens,
+            data.email,
+            data.password,
+            client_address(request),
         )
-        return with_tokens(user, tokens)
+        return with_tokens(user, issued)
 
     @post(
         "/token/refresh",
@@ -140,17 +159,15 @@ class AuthController(Controller):
     async def refresh(
         self,
         data: JSONBody[RefreshIn],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        guard: NamedDependency[AccountGuard],
+        tokens: NamedDependency[TokenService],
     ) -> TokenPair:
         """Refresh tokens are single use: the one sent stops working.
 
         Sending an already used one again is treated as theft: its whole
         family is revoked, including the newest token, and the user must log in.
         """
-        tokens = await TokenService(db_session, settings, guard).rotate(data.refresh)
-        return TokenPair(access=tokens.access, refresh=tokens.refresh)
+        issued = await tokens.rotate(data.refresh)
+        return TokenPair(access=issued.access, refresh=issued.refresh)
 
     @post(
         "/logout",
@@ -162,12 +179,10 @@ class AuthController(Controller):
         self,
         request: Request[CurrentUser, Any, Any],
         data: JSONBody[LogoutIn],
-        db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
-        guard: NamedDependency[AccountGuard],
+        tokens: NamedDependency[TokenService],
     ) -> None:
         """Every refresh token of that login session stops working; access tokens just expire."""
-        await TokenService(db_session, settings, guard).logout(data.refresh, request.user.id)
+        await tokens.logout(data.refresh, request.user.id)
 
     @get("/profile", summary="The caller's profile", responses=problem_responses(401))
     async def get_profile(
@@ -196,7 +211,7 @@ class AuthController(Controller):
         data: JSONBody[ProfileUpdate],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
-        guard: NamedDependency[AccountGuard],
+        throttle: NamedDependency[LoginThrottle],
         cache: NamedDependency[Cache],
     ) -> Profile:
         """Omitted fields stay unchanged; `null` clears phone or address.
@@ -208,7 +223,7 @@ class AuthController(Controller):
         user = await services.update_profile(
             db_session,
             settings,
-            guard,
+            throttle,
             cache,
             user_id=request.user.id,
             changes=data,

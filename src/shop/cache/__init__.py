@@ -33,7 +33,6 @@ from shop.cache.base import (
     KeyPrefix,
     Lookup,
     make_key,
-    quote_suffix,
     stamped,
     unstamp,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "MemcachedCache",
     "create_cache",
     "make_key",
-    "quote_suffix",
     "stamped",
     "unstamp",
 ]

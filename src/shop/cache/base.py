@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
-from urllib.parse import quote
 
 __all__ = [
     "ORDERS",
@@ -21,7 +20,6 @@ __all__ = [
     "Lookup",
     "initial_version",
     "make_key",
-    "quote_suffix",
     "stamped",
     "unstamp",
     "version_key",
@@ -81,11 +79,6 @@ def make_key(prefix: str, version: int, suffix: str) -> str:
     return key
 
 
-def quote_suffix(text: str) -> str:
-    """Percent-encode a user-supplied key part so the key stays readable ASCII."""
-    return quote(text, safe="=&,.-_")
-
-
 def stamped(stamp: int, value: bytes) -> bytes:
     """A value as `Cache.put_newer` stores it: ``<stamp>:<value>``."""
     return b"%d:%s" % (stamp, value)
@@ -137,7 +130,8 @@ class Cache(abc.ABC):
     async def get(self, key: str) -> bytes | None: ...
 
     @abc.abstractmethod
-    async def get_many(self, *keys: str) -> list[bytes | None]: ...
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        """The values of ``keys`` (None for a miss), in one round trip per server."""
 
     @abc.abstractmethod
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...

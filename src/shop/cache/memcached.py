@@ -164,11 +164,6 @@ class MemcachedCache(Cache):
         return all(node.healthy for node in self._ring.nodes)
 
     @property
-    def last_error(self) -> str | None:
-        errors = [f"{n.name}: {n.last_error}" for n in self._ring.nodes if n.last_error]
-        return "; ".join(errors) or None
-
-    @property
     def pending(self) -> Pending:
         """The writes memcached has not taken yet (`shop.cache.pending`)."""
         return self._pending

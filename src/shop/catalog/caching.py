@@ -1,8 +1,7 @@
-"""Cached, already-encoded product responses and their ETags.
+"""Encoded product responses and their ETags.
 
-A cached entry is the response body exactly as sent, preceded by its ETag and
-a newline, so a hit is answered without decoding, re-encoding or hashing. The
-ETag is a hash of the body: the same content has the same tag across version
+`Encoded` is a response body exactly as sent, with its ETag. The ETag is a
+hash of the body: the same content has the same tag across version
 bumps, so a client revalidating after an unrelated change still gets a 304.
 It is weak (``W/``) because gzip may re-encode the body on the way out.
 """
@@ -22,16 +21,6 @@ class Encoded(NamedTuple):
     @classmethod
     def of(cls, body: bytes) -> Encoded:
         return cls(body, f'W/"{hashlib.blake2b(body, digest_size=12).hexdigest()}"')
-
-    def pack(self) -> bytes:
-        return self.etag.encode() + b"\n" + self.body
-
-    @classmethod
-    def unpack(cls, raw: bytes) -> Encoded | None:
-        etag, sep, body = raw.partition(b"\n")
-        if not sep or not etag.startswith(b'W/"'):
-            return None  # not ours (or truncated): treat as a miss
-        return cls(body, etag.decode())
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -35,11 +35,11 @@ from shop.catalog.services import (
 )
 from shop.errors import problem_responses
 from shop.pagination import (
-    LIMIT_DESCRIPTION,
-    OFFSET_DESCRIPTION,
     PAGE_SIZE,
+    Limit,
     ListPage,
     PageNumber,
+    offset_parameter,
     page_number,
     refuse_repeated,
     window,
@@ -178,12 +178,8 @@ class ProductController(Controller):
             schemas.Ordering, Parameter(description="Sort key; ties are broken by id")
         ] = schemas.Ordering.CREATED_AT_DESC,
         page: PageNumber = None,
-        limit: Annotated[
-            int, Parameter(ge=1, le=schemas.MAX_LIMIT, description=LIMIT_DESCRIPTION)
-        ] = PAGE_SIZE,
-        offset: Annotated[
-            int, Parameter(ge=0, le=schemas.MAX_OFFSET, description=OFFSET_DESCRIPTION)
-        ] = 0,
+        limit: Limit = PAGE_SIZE,
+        offset: Annotated[int, offset_parameter(schemas.MAX_OFFSET)] = 0,
     ) -> Response[ListPage[schemas.Product]]:
         """Live products matching every filter given; newest first unless `ordering` says else.
 

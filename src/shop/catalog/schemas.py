@@ -13,7 +13,6 @@ from shop.catalog.models import Category
 from shop.schemas import MAX_MONEY, MoneyStr
 
 __all__ = [
-    "MAX_LIMIT",
     "MAX_OFFSET",
     "CatalogueEntry",
     "CatalogueRow",
@@ -25,7 +24,6 @@ __all__ = [
     "ProductUpdate",
 ]
 
-MAX_LIMIT = 100
 MAX_OFFSET = 100_000
 """Deeper pages cost PostgreSQL a scan of everything before them; filter instead."""
 MAX_STOCK = 2_147_483_647

@@ -1,7 +1,7 @@
 """Staff sign-in and the server-side console session.
 
 Signing in runs the API login's checks in the same order with the same parts:
-`AccountGuard` (the PostgreSQL throttle counters every instance shares, keyed
+`LoginThrottle` (the PostgreSQL throttle counters every instance shares, keyed
 by e-mail and client address exactly as ``POST /api/auth/login``) and
 `UserService.authenticate` (constant-time verification, rehash on a changed
 cost). A customer's correct password counts as a failure and gets the same
@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shop.accounts.models import User
 from shop.accounts.security import CurrentUser, passwords_for
-from shop.accounts.services import AccountGuard, InvalidCredentials, UserService
+from shop.accounts.throttle import LoginThrottle
+from shop.accounts.users import InvalidCredentials, UserService
 from shop.console.models import ConsoleSession
 from shop.settings import Settings
 
@@ -44,7 +45,7 @@ def _hash(token: str) -> str:
 async def sign_in(
     session: AsyncSession,
     settings: Settings,
-    guard: AccountGuard,
+    throttle: LoginThrottle,
     *,
     email: str,
     password: str,
@@ -56,14 +57,14 @@ async def sign_in(
     API's message) for an unknown e-mail, a wrong password, an inactive
     account or a customer.
     """
-    await guard.ensure_login_allowed(session, email, client)
+    await throttle.ensure_login_allowed(session, email, client)
     user = await UserService(session=session).authenticate(
         email, password, passwords_for(settings.passwords)
     )
     if user is None or not user.is_staff:
-        await guard.login_failed(email, client)
+        await throttle.login_failed(email, client)
         raise InvalidCredentials()
-    await guard.login_succeeded(session, email)
+    await throttle.login_succeeded(session, email)
     # Clean up on use, like the API's refresh families: idle sessions can never be used again.
     await purge_idle(session, timedelta(minutes=settings.console.idle_minutes))
     token = secrets.token_urlsafe(32)

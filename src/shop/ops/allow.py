@@ -4,24 +4,24 @@ Litestar 2.25 builds the automatic OPTIONS handler of a path from the first
 route handler registered there, so a path with GET and PATCH answers
 ``Allow: GET, OPTIONS`` (schemathesis' allow_header_conformance check found
 it on /api/auth/profile, /api/orders, /api/orders/{id}, /api/products/{id}).
-This wrapper rewrites the header from the app's full method map once routing
-has set ``scope["path_template"]``.
+This wrapper rewrites the header from the app's full method map
+(`shop._compat.litestar.route_methods`) once routing has set
+``scope["path_template"]``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
+
+from shop._compat.litestar import route_methods
 
 if TYPE_CHECKING:
     from litestar import Litestar
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AllowHeaderMiddleware"]
-
-_PARAM_TYPE = re.compile(r"\{(\w+):[^}]+\}")
 
 
 class AllowHeaderMiddleware:
@@ -33,8 +33,8 @@ class AllowHeaderMiddleware:
     def _methods(self) -> dict[str, bytes]:
         if self._allow is None:  # built on first use: every route is registered by then
             self._allow = {
-                _PARAM_TYPE.sub(r"{\1}", path): ", ".join(sorted(methods)).encode()
-                for path, methods in self.litestar.route_handler_method_map.items()
+                path: ", ".join(sorted(methods)).encode()
+                for path, methods in route_methods(self.litestar).items()
             }
         return self._allow
 

@@ -5,7 +5,10 @@
 and CSS are served by this app from ``docs_assets/``, the upstream builds of
 both vendored with their licences, so no page ever reaches for a CDN.
 ``scripts/refresh_docs_assets.py`` refreshes them from the npm registry
-(``docs_assets/*/VERSION`` says which versions are there).
+(``docs_assets/*/VERSION`` says which versions are there). Litestar's Swagger
+and ReDoc render plugins would serve these pages below the schema path
+(``/api/schema/swagger``), not at the URLs the Django app had, hence these two
+small pages.
 
 The schema router is mounted at ``/api/schema`` (not ``/api``) so that unknown
 ``/api/...`` paths still fall through to the JSON 404, not Litestar's HTML page.
@@ -53,7 +56,8 @@ class ApiIndex(msgspec.Struct):
     resources: dict[str, str]
 
 
-def _assets_dir() -> Path:
+def assets_dir() -> Path:
+    """Where the vendored Swagger UI and ReDoc builds are (with their licences)."""
     return Path(str(files("shop.ops"))) / "docs_assets"
 
 
@@ -123,7 +127,7 @@ def api_index(request: Request[Any, Any, Any]) -> ApiIndex:
 def docs_routes() -> list[Controller | Router | type[Controller] | Any]:
     assets = create_static_files_router(
         path=ASSETS_PATH,
-        directories=[_assets_dir()],
+        directories=[assets_dir()],
         include_in_schema=False,
         opt={"exclude_from_auth": True},
         cache_control=None,

@@ -31,8 +31,9 @@ import re
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from litestar.enums import ScopeType
+
+from shop.errors import problem_body
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -179,14 +180,7 @@ _TITLES = {
 
 async def send_problem(send: Send, status: int, detail: str, title: str | None = None) -> None:
     """Answer with problem details straight from ASGI (no Litestar request exists yet)."""
-    body = msgspec.json.encode(
-        {
-            "type": "about:blank",
-            "title": title or _TITLES.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-        }
-    )
+    body = problem_body(status, detail, title=title or _TITLES.get(status, "Error"))
     start: Any = {
         "type": "http.response.start",
         "status": status,

@@ -7,6 +7,10 @@ response, into ``scope["state"]`` and into a context variable the log
 formatter reads. Every request ends with one access-log line (logger
 ``shop.access``: method, path, status, duration; JSON fields under ``http``
 in production mode) carrying that request id.
+
+Litestar's own Host check (``allowed_hosts=``, `AllowedHostsConfig`) is not
+used: it answers a refused Host with its own JSON, not problem details, from
+inside the router (`shop._compat.litestar` says more).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
-import msgspec
+from shop.errors import problem_body
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,9 +154,7 @@ class EdgeMiddleware:
 
 
 async def _send_problem(send: Any, status: int, title: str, detail: str) -> None:
-    body = msgspec.json.encode(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    )
+    body = problem_body(status, detail, title=title)
     await send(
         {
             "type": "http.response.start",

@@ -11,6 +11,7 @@ showed them as undocumented. This pass adds them once, for every operation:
 * 413 and 415 wherever it takes a body (``MAX_BODY_BYTES``, a body not declared
   as JSON; `shop.ops.limits`);
 * 503 everywhere except liveness (the database is unavailable, `shop.errors`);
+* the ``Problem`` schema, `shop.errors.Problem` (the one definition of the body);
 * and Litestar's own error entries, documented as ``application/json``, are
   corrected to ``application/problem+json`` (what `shop.errors` sends).
 
@@ -30,34 +31,12 @@ import msgspec
 from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from shop.errors import Problem
+
 __all__ = ["CompleteJsonRenderPlugin"]
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 _NO_DB = {"/health/live", "/api"}
-
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "field": {"oneOf": [{"type": "string"}, {"type": "null"}]},
-                    "message": {"type": "string"},
-                    "source": {"oneOf": [{"type": "string"}, {"type": "null"}]},
-                },
-            },
-        },
-    },
-    "description": "RFC 9457 problem details, the body of every error response.",
-}
 
 _DESCRIPTIONS = {
     "400": "Invalid input (malformed JSON, wrong types, out of range); `errors` lists the fields",
@@ -113,7 +92,13 @@ def _strict_structs() -> set[str]:
 
 def _complete(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.setdefault("Problem", _PROBLEM_SCHEMA)
+    # Litestar already documents `Problem` from the handlers that declare it
+    # (`shop.errors.problem_responses`); an app where none does gets it from here.
+    _, problem_components = msgspec.json.schema_components(
+        (Problem,), ref_template="#/components/schemas/{name}"
+    )
+    for name, component in problem_components.items():
+        components.setdefault(name, component)
     for name in _strict_structs():
         component = components.get(name)
         if isinstance(component, dict) and component.get("type") == "object":

@@ -31,7 +31,8 @@ from litestar.constants import RESERVED_KWARGS
 from litestar.enums import ParamType
 from litestar.params import ParameterKwarg
 
-from shop.errors import InvalidInput, msgspec_field
+from shop._compat.msgspec import field_of, reason
+from shop.errors import InvalidInput
 from shop.ops.limits import replay
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ _PATH_PARAMETER = re.compile(r"{(\w+):")
 def invalid_body(exc: msgspec.ValidationError) -> InvalidInput:
     """A 400 naming the field msgspec stopped at (``items[0].quantity``)."""
     message = str(exc)
-    field = msgspec_field(message)
+    field = field_of(message)
     return InvalidInput(
-        f"Invalid value for {field or 'the request body'}: {message.split(' - ', 1)[0]}",
+        f"Invalid value for {field or 'the request body'}: {reason(message)}",
         errors=[{"field": field, "message": message, "source": "body"}],
     )
 

@@ -25,12 +25,12 @@ from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
 from shop.orders.reader import OrderReader
 from shop.pagination import (
-    LIMIT_DESCRIPTION,
-    OFFSET_DESCRIPTION,
     PAGE_SIZE,
+    Limit,
     ListPage,
     PageNumber,
     from_page,
+    offset_parameter,
     refuse_repeated,
     window,
 )
@@ -63,9 +63,8 @@ def parse_instant(name: str, raw: str | None) -> datetime | None:
 
 OrderId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Order id")]
 MAX_OFFSET = 2**31 - 1
-Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
-Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
-# `Cache` is a Protocol that is not runtime-checkable: skip Litestar's isinstance check.
+Offset = Annotated[int, offset_parameter(MAX_OFFSET)]
+# The app's one cache object (an ABC's subclass): skip Litestar's per-request validation of it.
 CacheDep = NamedDependency[SkipValidation[Cache]]
 
 

@@ -1,6 +1,5 @@
-"""HTTP layer of invoices and webhook deliveries (the orders domain's background jobs).
+"""HTTP layer of webhook deliveries (the shipped-order notifications the worker sends).
 
-* ``GET /api/orders/{id}/invoice``: the PDF, for the order's owner or staff.
 * ``GET /api/admin/webhooks/deliveries``: staff view of shipped-order events and their attempts.
 * ``POST /api/admin/webhooks/deliveries/{event_id}/redeliver``: staff send a failed event again.
 
@@ -15,26 +14,24 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
 from shop.errors import problem_responses
-from shop.orders import invoices, webhooks
-from shop.orders.controllers import OrderId
+from shop.orders import webhooks
 from shop.orders.models import WebhookAttempt, WebhookEvent
 from shop.orders.webhooks import Outcome
 from shop.pagination import (
-    LIMIT_DESCRIPTION,
-    OFFSET_DESCRIPTION,
     PAGE_SIZE,
+    Limit,
     ListPage,
     PageNumber,
     from_page,
+    offset_parameter,
     refuse_repeated,
     window,
 )
@@ -89,47 +86,8 @@ def _delivery(event: WebhookEvent, attempts: list[WebhookAttempt]) -> Delivery:
     )
 
 
-@get(
-    "/api/orders/{order_id:int}/invoice",
-    tags=["orders"],
-    summary="Download an order's PDF invoice",
-    media_type="application/pdf",
-    responses={
-        200: ResponseSpec(bytes, description="The invoice PDF", media_type="application/pdf"),
-        **problem_responses(
-            401,
-            404,
-            s404=(
-                "No such order for this user; its invoice has not been generated yet (with "
-                "Retry-After); or the order was imported from the Django app, which kept no "
-                "invoices, and none was requested for it (no Retry-After)"
-            ),
-        ),
-    },
-)
-async def download_invoice(
-    request: Request[CurrentUser, Any, Any],
-    db_session: NamedDependency[AsyncSession],
-    order_id: OrderId,
-) -> Response[bytes]:
-    """The invoice is made by a background job shortly after the order is placed; until then
-    this answers 404 with a ``Retry-After`` header. An order imported from the Django app
-    has no invoice unless an operator requested them (``shop import django --invoices``):
-    a 404 saying so, without ``Retry-After``."""
-    invoice = await invoices.invoice_for(db_session, order_id, request.user)
-    return Response(
-        content=invoice.pdf,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{invoices.invoice_filename(invoice)}"',
-            "Cache-Control": "private, no-store",
-        },
-    )
-
-
 MAX_OFFSET = 1_000_000
-Limit = Annotated[int, Parameter(ge=1, le=100, description=LIMIT_DESCRIPTION)]
-Offset = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
+"""Deeper pages of the delivery log cost a scan of everything before them; filter by order."""
 
 
 @get(
@@ -148,7 +106,7 @@ async def list_deliveries(
     ] = None,
     page: PageNumber = None,
     limit: Limit = PAGE_SIZE,
-    offset: Offset = 0,
+    offset: Annotated[int, offset_parameter(MAX_OFFSET)] = 0,
 ) -> ListPage[Delivery]:
     """Newest first; each event lists every attempt (time, status code or error, duration).
     Pages of 20 with `page`, or `limit`/`offset`."""
@@ -188,4 +146,4 @@ async def redeliver(
     return _delivery(event, attempts.get(event_id, []))
 
 
-routes: list[Any] = [download_invoice, list_deliveries, redeliver]
+routes: list[Any] = [list_deliveries, redeliver]

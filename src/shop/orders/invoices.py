@@ -1,7 +1,7 @@
 """PDF invoices: a gap-free number per year, a reportlab rendering, storage in PostgreSQL, e-mail.
 
-The invoice job (``orders:generate_invoice``, deferred by `enqueue_invoice` in
-the order's transaction) runs `issue_invoice` and then `mail_invoice`, each in
+The invoice job (``orders:generate_invoice``, deferred by the checkout
+statement itself, `shop.orders.repositories`, in the order's transaction) runs `issue_invoice` and then `mail_invoice`, each in
 its own transaction, so a second run neither renumbers nor re-renders:
 
 * Numbers (``2026-000001``) come from ``invoice_counters``: an upsert that
@@ -24,7 +24,6 @@ from sqlalchemy import insert, select, text, update
 
 from shop.accounts.models import User
 from shop.errors import NotFound
-from shop.jobs import defer
 from shop.orders.access import require_owner_or_staff
 from shop.orders.errors import OrderNotFound
 from shop.orders.invoice_pdf import (
@@ -48,7 +47,6 @@ __all__ = [
     "InvoiceLine",
     "InvoiceNotReady",
     "OrderNotFound",
-    "enqueue_invoice",
     "invoice_filename",
     "invoice_for",
     "issue_invoice",
@@ -69,11 +67,6 @@ class InvoiceNotReady(NotFound):
 
 class ImportedOrderHasNoInvoice(NotFound):
     """This order was imported from the previous (Django) shop, which kept no invoices; none has been issued for it."""
-
-
-async def enqueue_invoice(session: AsyncSession, order_id: int) -> int:
-    """Defer the invoice job of ``order_id`` in the caller's transaction (the order's creation)."""
-    return await defer(session, "orders:generate_invoice", order_id=order_id)
 
 
 def invoice_filename(invoice: Invoice) -> str:

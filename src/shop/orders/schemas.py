@@ -13,7 +13,8 @@ from typing import Annotated
 
 import msgspec
 
-from shop.errors import InvalidInput, msgspec_field
+from shop._compat.msgspec import field_of
+from shop.errors import InvalidInput
 from shop.orders.models import OrderStatus
 from shop.schemas import MAX_ID, MoneyStr
 
@@ -101,7 +102,7 @@ def strict_order_create(raw: object) -> OrderCreate:
         return msgspec.convert(raw, OrderCreate, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        field = msgspec_field(message)
+        field = field_of(message)
         raise InvalidInput(
             f"Invalid value for {field or 'the request body'}",
             errors=[{"field": field, "message": message}],

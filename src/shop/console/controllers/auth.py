@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from shop.accounts.controllers import client_address
-from shop.accounts.services import AccountGuard
+from shop.accounts.throttle import LoginThrottle
 from shop.console import sessions
 from shop.console.pages import PUBLIC, Db, Query, SettingsDep, render, see_other
 from shop.errors import ShopError
@@ -37,12 +37,12 @@ class AuthPages(Controller):
         email = str(form.get("email", "")).strip()
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
-        guard = AccountGuard(request.app.state.session_maker, settings)
+        throttle = LoginThrottle(request.app.state.session_maker, settings)
         try:
             _, token = await sessions.sign_in(
                 db_session,
                 settings,
-                guard,
+                throttle,
                 email=email,
                 password=password,
                 client=client_address(request),

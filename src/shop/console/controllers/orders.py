@@ -8,7 +8,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from shop.accounts.services import UserService
+from shop.accounts.users import UserService
 from shop.console import audit
 from shop.console.pages import (
     CacheDep,

@@ -14,6 +14,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop._compat.msgspec import field_of
 from shop.catalog import schemas
 from shop.catalog.models import Category, Product
 from shop.catalog.services import ProductService
@@ -29,7 +30,7 @@ from shop.console.pages import (
     render,
     see_other,
 )
-from shop.errors import ShopError, msgspec_field
+from shop.errors import ShopError
 from shop.schemas import money
 from shop.settings import Settings
 
@@ -64,7 +65,7 @@ def field_errors(exc: Exception) -> dict[str, str]:
     """``{field: message}`` from a msgspec validation error or a service's `InvalidInput`."""
     if isinstance(exc, msgspec.ValidationError):
         message = str(exc)
-        return {msgspec_field(message) or "form": message}
+        return {field_of(message) or "form": message}
     if isinstance(exc, ShopError):
         errors = {str(e.get("field") or "form"): str(e["message"]) for e in exc.errors or []}
         return errors or {"form": exc.detail}

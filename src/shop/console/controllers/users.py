@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from shop.accounts.schemas import ProfileUpdate
-from shop.accounts.services import UserService
+from shop.accounts.users import UserService
 from shop.console import audit
 from shop.console.pages import (
     CacheDep,
