@@ -44,7 +44,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shop._compat.aiomcache import Client
@@ -58,6 +57,7 @@ from shop.cache.base import (
     make_key,
     version_key,
 )
+from shop.cache.batch import Found, SharedGets
 from shop.cache.node import Node
 from shop.cache.pending import Pending
 from shop.cache.ring import Ring
@@ -72,17 +72,6 @@ _VERSION = version_key("")
 """Every version counter's key starts with this; they are the replicated keys."""
 
 T = TypeVar("T")
-
-Found = dict[str, bytes | None]
-"""Keys whose server answered, each with its value or None; a key whose server failed is absent."""
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Keys wanted by the callers of one event-loop turn, and the callers waiting."""
-
-    keys: dict[str, None]
-    waiters: list[asyncio.Future[Found]] = field(default_factory=list)
 
 
 class MemcachedCache(Cache):
@@ -130,7 +119,7 @@ class MemcachedCache(Cache):
         self._pending = Pending()
         self._retry_task: asyncio.Task[None] | None = None
         self._repairs: dict[str, asyncio.Task[None]] = {}
-        self._batch: _Batch | None = None
+        self._gets = SharedGets(self._get_now)
         self._bumps: dict[str, asyncio.Future[None]] = {}
         """The bump of each namespace that callers of this turn can still join."""
 
@@ -227,37 +216,9 @@ class MemcachedCache(Cache):
     # -- reads, shared per event-loop turn ---------------------------------------------
 
     async def _fetch(self, *keys: str) -> Found:
-        """``{key: value}`` from one ``get`` per server, shared with concurrent callers.
-
-        Every request reads memcached once or twice (the caller's snapshot,
-        then the entry), and under load a worker has a dozen requests doing so
-        at the same moment; each round trip costs a syscall, a reply parse and
-        a wake-up. The first caller becomes the batch's leader: it lets the
-        event loop run one turn, so the other requests of that turn add their
-        keys, then sends one multi-key ``get`` per server for all of them and
-        hands each follower the same answer. Timeouts, circuits and errors
-        apply per server. A follower that is cancelled just stops waiting; if
-        the leader is cancelled, its followers get a miss.
-        """
-        batch = self._batch
-        if batch is not None:
-            batch.keys.update(dict.fromkeys(keys))
-            waiter: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
-            batch.waiters.append(waiter)
-            return await waiter
-        batch = self._batch = _Batch(dict.fromkeys(keys))
-        answer: Found = {}
-        try:
-            try:
-                await asyncio.sleep(0)  # the other requests of this turn join the batch
-            finally:
-                self._batch = None  # whoever comes next starts a new batch
-            answer = await self._get_now(list(batch.keys))  # unique: aiomcache refuses duplicates
-        finally:
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    waiter.set_result(answer)
-        return answer
+        """``{key: value}`` from one ``get`` per server, shared with the concurrent
+        callers of this event-loop turn (`shop.cache.batch`)."""
+        return await self._gets.get(keys)
 
     async def _get_now(self, keys: list[str]) -> Found:
         """``keys`` from their servers, now: one ``get`` per server, concurrently."""

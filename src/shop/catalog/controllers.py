@@ -24,15 +24,8 @@ from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas, stock
 from shop.catalog.caching import Encoded, etag_matches
-from shop.catalog.services import (
-    ProductService,
-    check_amount,
-    check_text,
-    detail_lookup,
-    invalid,
-    serve_cached_list,
-    to_schema,
-)
+from shop.catalog.reader import CatalogueReader, detail_lookup, serve_cached_list
+from shop.catalog.services import ProductService, check_amount, check_text, invalid, to_schema
 from shop.errors import problem_responses
 from shop.pagination import (
     PAGE_SIZE,
@@ -68,6 +61,12 @@ def provide_products(db_session: NamedDependency[AsyncSession], state: State) ->
     cache: Cache = state.cache
     settings: Settings = state.settings
     return ProductService(db_session, cache, settings.cache.products_ttl, state.engine)
+
+
+def provide_catalogue(db_session: NamedDependency[AsyncSession], state: State) -> CatalogueReader:
+    """The read handlers' one dependency (see `provide_products`)."""
+    settings: Settings = state.settings
+    return CatalogueReader(db_session, state.cache, settings.cache.products_ttl, state.engine)
 
 
 def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
@@ -142,7 +141,10 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
 class ProductController(Controller):
     path = "/api/products"
     tags = ["products"]
-    dependencies = {"products": Provide(provide_products, sync_to_thread=False)}
+    dependencies = {
+        "products": Provide(provide_products, sync_to_thread=False),
+        "catalogue": Provide(provide_catalogue, sync_to_thread=False),
+    }
 
     @get(
         "/",
@@ -154,7 +156,7 @@ class ProductController(Controller):
     async def list_products(
         self,
         request: Request[Any, Any, Any],
-        products: NamedDependency[ProductService],
+        catalogue: NamedDependency[CatalogueReader],
         if_none_match: IfNoneMatch = None,
         category: Annotated[
             schemas.Category | None, Parameter(description="Only this category")
@@ -213,7 +215,7 @@ class ProductController(Controller):
             offset=at.offset,
         )
         settings: Settings = request.app.state.settings
-        encoded = await products.list_page(
+        encoded = await catalogue.list_page(
             request,
             query,
             at,
@@ -232,12 +234,12 @@ class ProductController(Controller):
     async def get_product(
         self,
         request: Request[Any, Any, Any],
-        products: NamedDependency[ProductService],
+        catalogue: NamedDependency[CatalogueReader],
         product_id: FromPath[int],
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await products.detail_encoded(product_id, lookup_of(request))
+        encoded = await catalogue.detail_encoded(product_id, lookup_of(request))
         return _conditional(encoded, if_none_match)
 
     @post(
