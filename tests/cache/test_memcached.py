@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shop.cache import PRODUCTS, InProcessCache, MemcachedCache
-from tests.cache.conftest import fake_memcached, never_answers
+from shop.cache import memcached as memcached_module
+from tests.cache.conftest import Partition, fake_memcached, never_answers
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
 
@@ -147,6 +148,31 @@ async def test_get_and_lookup_is_one_round_trip_and_follows_a_moved_version(
     raw, found = await cache.get_and_lookup("user_1", PRODUCTS, "q")
     assert raw == b"snapshot"
     assert found.value is None and found.key not in (None, first.key)  # never the old entry
+
+
+async def test_a_combined_read_serves_nothing_stale_while_a_bump_is_pending(
+    memcached: Memcached | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hold the background retry: here only the read itself can deliver the bump.
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0)
+    namespace = f"pending_{partition.port}"
+    await cache.set("user_1", b"snapshot", 60)
+    old = await cache.lookup(namespace, "q")  # the version is now known: the one-get path
+    assert old.key is not None
+    await cache.set(old.key, b"old body", 60)
+
+    await partition.cut()
+    await cache.bump(namespace)  # a write committed; memcached keeps the old counter and entry
+    await partition.restore()
+    raw, found = await cache.get_and_lookup("user_1", namespace, "q")
+
+    assert raw == b"snapshot"
+    assert found.value is None and found.key != old.key  # never the entry the write replaced
+    await cache.close()
+    await partition.cut()
 
 
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
