@@ -71,6 +71,28 @@ async def test_no_page_without_a_session(browser_client, path):
     assert response.headers["location"].startswith("/admin/login?next=")
 
 
+async def test_signing_in_returns_to_the_page_that_asked_for_it(browser_client, staff):
+    refused = await browser_client.get("/admin/orders/")
+    login = await browser_client.get(refused.headers["location"])
+    assert 'name="next" value="/admin/orders"' in login.text
+
+    response = await sign_in(browser_client, staff.email, next="/admin/orders")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/orders"
+    assert (await browser_client.get("/admin/orders")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "next_page", ["https://evil.example/admin/", "//evil.example/admin/", "/api/orders/", ""]
+)
+async def test_signing_in_never_redirects_outside_the_console(browser_client, staff, next_page):
+    response = await sign_in(browser_client, staff.email, next=next_page)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/"
+
+
 async def test_post_without_csrf_token_is_refused_and_changes_nothing(signed_in, db: AsyncSession):
     product = await make_product(db, stock=7)
 
