@@ -229,6 +229,7 @@ async def test_a_bump_that_failed_is_delivered_once_memcached_answers() -> None:
 
         await cache.bump(PRODUCTS)
         assert (await cache.lookup(PRODUCTS, "q")).key is None  # unknown version: do not cache
+        assert await cache.version(PRODUCTS) == 0  # "unknown", as the Cache interface says
 
         server.process.send_signal(signal.SIGCONT)
         # Greater, not "+ 1": incr commands that timed out were still queued in

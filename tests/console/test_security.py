@@ -3,6 +3,8 @@ staff member is deactivated or demoted, no page without a session, the API login
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -25,8 +27,18 @@ async def test_staff_member_signs_in_and_sees_the_dashboard(browser_client, staf
     cookie = response.headers["set-cookie"]
     assert "shop_console=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert "Secure" not in cookie  # plain HTTP in the test; Secure when the request is HTTPS
+    token = browser_client.cookies["shop_console"]
+    assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) >= 32  # unguessable
     page = await browser_client.get("/admin/")
     assert page.status_code == 200 and "Orders today" in page.text
+
+
+async def test_csrf_cookie_is_out_of_scripts_reach_and_sent_to_the_console_only(browser_client):
+    page = await browser_client.get("/admin/login")
+
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("shop_console_csrf=")
+    assert "HttpOnly" in cookie and "Path=/admin" in cookie and "SameSite=lax" in cookie
 
 
 async def test_session_cookie_is_secure_over_https(app, client, staff):
