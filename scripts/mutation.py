@@ -95,6 +95,7 @@ TARGETS: dict[str, Target] = {
             "tests/accounts/test_tokens.py",
             "tests/accounts/test_login.py",
             "tests/accounts/test_staff.py",
+            "tests/accounts/test_django_hashes.py",  # `verify` of imported hashes
         ),
         frozenset({"verify", "decode_token", "verify_access_token", "requires_staff"}),
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shop.cache import PRODUCTS, Cache, InProcessCache
+from shop.cache.base import version_key
 from tests.cache.test_memcached import connect
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
@@ -52,5 +53,21 @@ async def test_an_entry_under_a_long_or_spaced_suffix_is_still_cached(memcached:
             await cache.set(found.key, b"[1]", 60)
 
             assert (await cache.lookup(PRODUCTS, suffix)).value == b"[1]"
+    finally:
+        await cache.close()
+
+
+async def test_a_version_counter_holding_no_number_is_never_cached_under_and_counts_one_error(
+    memcached: Memcached,
+) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    namespace = f"garbled_{id(cache)}"
+    try:
+        await cache.set(version_key(namespace), b"garbage", 60)  # a stray write to the counter
+
+        found = await cache.lookup(namespace, "page-1")
+
+        assert found == (None, None)  # no key: nothing gets stored under a made-up version
+        assert (cache.stats.errors, cache.stats.misses) == (1, 1)
     finally:
         await cache.close()

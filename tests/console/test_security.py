@@ -193,6 +193,29 @@ async def test_idle_session_expires(signed_in, db: AsyncSession):
     assert (await signed_in.get("/admin/")).status_code == 303
 
 
+async def test_a_session_in_use_stays_open_its_use_recorded_once_a_minute(
+    signed_in, db: AsyncSession
+):
+    from sqlalchemy import text
+
+    async def last_use_after_a_page(seconds_ago: float) -> bool:
+        """Whether a page view moved the recorded last use from ``seconds_ago``."""
+        await db.execute(
+            text("UPDATE console_sessions SET last_seen_at = now() - make_interval(secs => :s)"),
+            {"s": seconds_ago},
+        )
+        await db.commit()
+        assert (await signed_in.get("/admin/")).status_code == 200
+        moved = await db.scalar(
+            text("SELECT last_seen_at > now() - interval '10 seconds' FROM console_sessions")
+        )
+        await db.commit()
+        return bool(moved)
+
+    assert await last_use_after_a_page(20 * 60.0)  # recorded: the idle clock starts again
+    assert not await last_use_after_a_page(30.0)  # recorded a moment ago: no write
+
+
 async def test_sign_out_ends_the_session_server_side(signed_in, db: AsyncSession):
     cookie = signed_in.cookies["shop_console"]
     token = csrf_of((await signed_in.get("/admin/")).text)
