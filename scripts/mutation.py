@@ -192,11 +192,16 @@ class Equivalent:
     operator: str
     line: str
     reason: str
+    function: str | None = None
+    """Only in this function (for a line such as ``return False`` found in several)."""
 
 
 def allow_list() -> list[Equivalent]:
     entries = tomllib.loads(ALLOW_LIST.read_text()).get("equivalent", [])
-    return [Equivalent(e["module"], e["operator"], e["line"].strip(), e["reason"]) for e in entries]
+    return [
+        Equivalent(e["module"], e["operator"], e["line"].strip(), e["reason"], e.get("function"))
+        for e in entries
+    ]
 
 
 def mutated_line(diff: str) -> str:
@@ -308,6 +313,7 @@ def report(names: list[str]) -> int:
                     e.module == str(mutation.module_path)
                     and e.operator == mutation.operator_name
                     and e.line == line
+                    and e.function in (None, mutation.definition_name)
                     for e in equivalents
                 ):
                     score.equivalent += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from shop.cache import PRODUCTS, Cache, InProcessCache
 from shop.cache.base import version_key
 from tests.cache.test_memcached import connect
@@ -71,3 +73,23 @@ async def test_a_version_counter_holding_no_number_is_never_cached_under_and_cou
         assert (cache.stats.errors, cache.stats.misses) == (1, 1)
     finally:
         await cache.close()
+
+
+async def test_a_combined_read_memcached_does_not_answer_counts_both_misses() -> None:
+    server = Memcached().start()
+    cache = connect(server.url, circuit_seconds=0)
+    try:
+        assert (await cache.lookup(PRODUCTS, "page-1")).key is not None  # the version is known
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # memcached hangs: every get times out
+        misses = cache.stats.misses
+
+        found = await cache.get_and_lookup("user_1", PRODUCTS, "page-1")
+
+        assert found == (None, (None, None))
+        assert cache.stats.misses - misses == 2  # the user snapshot and the page
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await cache.close()
+        server.stop()

@@ -175,6 +175,16 @@ async def test_a_combined_read_serves_nothing_stale_while_a_bump_is_pending(
     await partition.cut()
 
 
+async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
+    two_processes: tuple[MemcachedCache, MemcachedCache],
+) -> None:
+    namespace = f"new_{id(two_processes)}"  # no counter yet: both find none, both `add` one
+
+    one, other = await asyncio.gather(*(cache.lookup(namespace, "q") for cache in two_processes))
+
+    assert one.key is not None and one.key == other.key
+
+
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
     memcached: Memcached | str,
 ) -> None:

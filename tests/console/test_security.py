@@ -11,9 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
+from shop.app import create_app
 from shop.catalog.models import Product
 from shop.console.models import ConsoleSession
+from tests.conftest import make_settings, memcached_url
 from tests.console.conftest import csrf_of, sign_in
+from tests.support.asgi import serve_in_process
 from tests.support.factories import auth_headers, make_product, make_user
 
 WRONG = "No active account found with the given credentials."
@@ -48,6 +51,21 @@ async def test_session_cookie_is_secure_over_https(app, client, staff):
 
     assert response.status_code == 303
     assert "Secure" in response.headers["set-cookie"]
+
+
+@pytest.mark.parametrize("secure", ["true", "false"])
+async def test_console_secure_cookie_setting_marks_both_cookies(
+    postgres_url, memcached, staff, secure
+):
+    settings = make_settings(postgres_url, memcached_url(memcached), CONSOLE_SECURE_COOKIE=secure)
+    async with serve_in_process(create_app(settings), base_url="https://localhost") as c:
+        login_page = await c.get("/admin/login")
+        response = await sign_in(c, staff.email)
+
+    assert response.status_code == 303
+    csrf_cookie, session_cookie = login_page.headers["set-cookie"], response.headers["set-cookie"]
+    assert csrf_cookie.startswith("shop_console_csrf=")
+    assert ("Secure" in csrf_cookie) is ("Secure" in session_cookie) is (secure == "true")
 
 
 async def test_customer_cannot_sign_in_and_gets_the_wrong_password_message(
@@ -103,6 +121,13 @@ async def test_signing_in_never_redirects_outside_the_console(browser_client, st
 
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/"
+
+
+async def test_htmx_request_without_a_session_is_told_to_load_the_login_page(browser_client):
+    response = await browser_client.get("/admin/orders/", headers={"HX-Request": "true"})
+
+    assert response.status_code == 204 and response.content == b""  # nothing to swap in
+    assert response.headers["hx-redirect"] == "/admin/login"
 
 
 async def test_post_without_csrf_token_is_refused_and_changes_nothing(signed_in, db: AsyncSession):
