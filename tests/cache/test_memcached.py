@@ -175,6 +175,27 @@ async def test_a_combined_read_serves_nothing_stale_while_a_bump_is_pending(
     await partition.cut()
 
 
+async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pending(
+    memcached: Memcached | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)  # only the read can deliver it
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0)
+    key = f"user_{partition.port}"
+    await cache.set(key, b"still staff", 60)
+    assert (await cache.lookup(PRODUCTS, "q")).key is not None  # the one-get path from here
+
+    await partition.cut()
+    await cache.delete(key)  # the user was demoted; the snapshot's delete cannot get through
+    await partition.restore()
+    raw, _ = await cache.get_and_lookup(key, PRODUCTS, "q")
+
+    assert raw is None  # the caller is loaded from PostgreSQL, not from the old snapshot
+    await cache.close()
+    await partition.cut()
+
+
 async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
     two_processes: tuple[MemcachedCache, MemcachedCache],
 ) -> None:

@@ -273,6 +273,12 @@ async def test_console_pages_send_a_strict_csp(signed_in):
     assert (await signed_in.get("/admin/static/htmx.min.js")).status_code == 200
 
 
+async def test_the_console_stays_out_of_the_api_schema(client):
+    schema = (await client.get("/api/schema/")).json()
+
+    assert [path for path in schema["paths"] if path.startswith("/admin")] == []
+
+
 async def test_staff_cannot_deactivate_themselves(signed_in, db: AsyncSession, staff):
     token = csrf_of((await signed_in.get(f"/admin/users/{staff.id}")).text)
 
