@@ -298,8 +298,8 @@ def report(names: list[str]) -> int:
         score = Score()
         with use_db(str(db), WorkDB.Mode.open) as work:
             for item, result in work.completed_work_items:
-                if result.worker_outcome == WorkerOutcome.SKIPPED:
-                    continue
+                if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
+                    continue  # out of scope, or (NO_TEST, in a --recheck) its code is gone
                 score.total += 1
                 if result.worker_outcome != WorkerOutcome.NORMAL:
                     continue

@@ -196,6 +196,32 @@ async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pend
     await partition.cut()
 
 
+async def test_a_bump_racing_another_instances_new_counter_is_delivered_once() -> None:
+    commands: list[bytes] = []
+
+    async def counter_created_meanwhile(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while line := await reader.readline():
+            commands.append(line.split()[0])
+            if commands[-1] == b"add":
+                await reader.readline()  # the value
+                writer.write(b"NOT_STORED\r\n")  # another instance created the counter first
+            elif commands[-1] == b"incr":
+                writer.write(b"NOT_FOUND\r\n" if commands.count(b"incr") == 1 else b"42\r\n")
+            else:
+                writer.write(b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(counter_created_meanwhile) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.5)
+        await cache.bump(PRODUCTS)
+        await asyncio.sleep(0.6)  # a bump left pending would be retried every 0.25 s
+
+        assert commands == [b"incr", b"add", b"incr"]  # delivered: the other's counter moved
+        await cache.close()
+
+
 async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
     two_processes: tuple[MemcachedCache, MemcachedCache],
 ) -> None:
