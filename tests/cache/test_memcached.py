@@ -12,6 +12,7 @@ import pytest
 
 from shop.cache import PRODUCTS, InProcessCache, MemcachedCache
 from shop.cache import memcached as memcached_module
+from shop.cache.base import initial_version, version_key
 from tests.cache.conftest import Partition, fake_memcached, never_answers
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
@@ -220,6 +221,26 @@ async def test_a_bump_racing_another_instances_new_counter_is_delivered_once() -
 
         assert commands == [b"incr", b"add", b"incr"]  # delivered: the other's counter moved
         await cache.close()
+
+
+async def test_a_lost_counter_restarts_above_every_version_this_instance_saw(
+    memcached: Memcached | str,
+) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    namespace = f"ahead_{id(cache)}"
+    # The counter was created by an instance whose clock ran ahead of ours.
+    await cache.set(version_key(namespace), str(2 * initial_version()).encode(), 60)
+    for body in (b"before the bump", b"after the bump"):
+        found = await cache.lookup(namespace, "q")
+        assert found.key is not None
+        await cache.set(found.key, body, 60)
+        await cache.bump(namespace)
+
+    await cache.delete(version_key(namespace))  # evicted, or its server restarted
+    found = await cache.lookup(namespace, "q")
+
+    assert found.key is not None and found.value is None  # nothing cached under an old version
+    await cache.close()
 
 
 async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
