@@ -176,6 +176,29 @@ async def test_a_combined_read_serves_nothing_stale_while_a_bump_is_pending(
     await partition.cut()
 
 
+async def test_a_bump_pending_while_the_circuit_is_open_is_kept_and_delivered_after(
+    memcached: Memcached | str,
+) -> None:
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0.5)
+    namespace = f"open_{partition.port}"
+    old = await cache.lookup(namespace, "q")
+    assert old.key is not None
+    await cache.set(old.key, b"old body", 60)
+
+    await partition.cut()
+    await cache.bump(namespace)  # cannot be delivered: pending, and the circuit opens
+    assert await cache.lookup(namespace, "q") == (None, None)  # a read meanwhile: a miss
+    await partition.restore()
+    await asyncio.sleep(1.0)  # the circuit half-opens; the retry delivers the bump
+    found = await cache.lookup(namespace, "q")
+
+    assert found.value is None and found.key != old.key
+    await cache.close()
+    await partition.cut()
+
+
 async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pending(
     memcached: Memcached | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
