@@ -12,7 +12,7 @@ import pytest
 
 from shop.cache import PRODUCTS, InProcessCache, MemcachedCache
 from shop.cache import memcached as memcached_module
-from shop.cache.base import initial_version, version_key
+from shop.cache.base import initial_version, make_key, version_key
 from tests.cache.conftest import Partition, fake_memcached, never_answers
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
@@ -264,6 +264,30 @@ async def test_a_lost_counter_restarts_above_every_version_this_instance_saw(
 
     assert found.key is not None and found.value is None  # nothing cached under an old version
     await cache.close()
+
+
+async def test_a_counter_another_instance_created_first_is_the_one_used() -> None:
+    stored: dict[bytes, bytes] = {}
+
+    async def created_meanwhile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            command, *keys = line.split()
+            if command == b"add":
+                await reader.readline()  # our value, refused:
+                stored[keys[0]] = b"42"  # another instance's counter got there first
+                writer.write(b"NOT_STORED\r\n")
+            else:
+                found = [(k, stored[k]) for k in keys if k in stored]
+                reply = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(v), v) for k, v in found)
+                writer.write(reply + b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(created_meanwhile) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.5)
+        found = await cache.lookup(PRODUCTS, "q")
+
+        assert found.key == make_key(PRODUCTS, 42, "q")  # cached under the counter all share
+        await cache.close()
 
 
 async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
