@@ -65,6 +65,8 @@ def bad_access_tokens(user_id: int, refresh: str) -> list[tuple[str, str]]:
         (jwt.encode(claims(user_id, exp=None), KEY, algorithm="HS256"), "missing exp"),
         (jwt.encode(claims(user_id, jti=None), KEY, algorithm="HS256"), "missing jti"),
         (jwt.encode(claims(user_id, type=None), KEY, algorithm="HS256"), "missing type"),
+        (jwt.encode(claims(user_id, type=1), KEY, algorithm="HS256"), "type not a string"),
+        (jwt.encode(claims(user_id, fam=["x"]), KEY, algorithm="HS256"), "family not a string"),
         (jwt.encode(claims("abc"), KEY, algorithm="HS256"), "sub not a user id"),
         (
             jwt.encode(claims("99999999999999999999999"), KEY, algorithm="HS256"),
