@@ -71,6 +71,7 @@ async def test_a_version_counter_holding_no_number_is_never_cached_under_and_cou
 
         assert found == (None, None)  # no key: nothing gets stored under a made-up version
         assert (cache.stats.errors, cache.stats.misses) == (1, 1)
+        assert await cache.version(namespace) == 0  # "unknown", as the Cache interface says
     finally:
         await cache.close()
 
