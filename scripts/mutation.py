@@ -23,6 +23,7 @@ are kept in ``.mutation/<target>.sqlite``; ``--resume`` carries on from there.
     nox -s mutation -- lifecycle checkout # some targets
     nox -s mutation -- --report           # the table of the last runs, no new run
     nox -s mutation -- --recheck idempotency   # only the survivors, after new tests
+                                               # (not those allow-listed as equivalent)
 """
 
 # ruff: noqa: S603 (runs cosmic-ray and pytest from the session with fixed arguments)
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+from cosmic_ray.work_item import MutationSpec, TestOutcome, WorkerOutcome, WorkResult
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".mutation"
@@ -215,6 +216,17 @@ def mutated_line(diff: str) -> str:
     return removed[0].strip() if removed else ""
 
 
+def is_equivalent(mutation: MutationSpec, diff: str, equivalents: list[Equivalent]) -> bool:
+    line = mutated_line(diff)
+    return any(
+        e.module == str(mutation.module_path)
+        and e.operator == mutation.operator_name
+        and e.line == line
+        and e.function in (None, mutation.definition_name)
+        for e in equivalents
+    )
+
+
 def test_command(target: Target) -> str:
     return " ".join(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *target.tests]
@@ -235,9 +247,17 @@ def init_session(name: str, target: Target, copy: Path, resume: bool, recheck: b
     if resume and db.exists():
         return db
     if recheck and db.exists():
-        # The survivors only, pending again: after adding tests that should kill them.
+        # The survivors not allow-listed, pending again: after adding tests to kill them.
+        equivalents = allow_list()
+        with use_db(str(db), WorkDB.Mode.open) as work:
+            again = [
+                (item.job_id,)
+                for item, result in work.completed_work_items
+                if result.test_outcome == TestOutcome.SURVIVED
+                and not is_equivalent(item.mutations[0], result.diff or "", equivalents)
+            ]
         with sqlite3.connect(db) as connection:
-            connection.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+            connection.executemany("DELETE FROM work_results WHERE job_id = ?", again)
         return db
     db.unlink(missing_ok=True)
     subprocess.run([COSMIC_RAY, "init", str(config), str(db)], cwd=copy, check=True)
@@ -308,14 +328,7 @@ def report(names: list[str]) -> int:
                     score.killed += 1
                     continue
                 (mutation,) = item.mutations
-                line = mutated_line(result.diff or "")
-                if any(
-                    e.module == str(mutation.module_path)
-                    and e.operator == mutation.operator_name
-                    and e.line == line
-                    and e.function in (None, mutation.definition_name)
-                    for e in equivalents
-                ):
+                if is_equivalent(mutation, result.diff or "", equivalents):
                     score.equivalent += 1
                 else:
                     score.survivors += 1
