@@ -58,6 +58,8 @@ class Target:
     tests: tuple[str, ...]
     functions: frozenset[str] | None = None
     """Only mutants inside functions of these names, in any of the modules (None: all)."""
+    deselect: tuple[str, ...] = ()
+    """Tests of ``tests`` not run per mutant (pytest node ids), each with its reason."""
 
     @property
     def shown(self) -> str:
@@ -138,6 +140,14 @@ TARGETS: dict[str, Target] = {
                 "_incr_on",
                 "_flush_pending",
             }
+        ),
+        # Its hit-ratio assertion (a share of reads measured over 2 s of load) fails on a
+        # busy machine with or without a mutant; in the run of 1 December it was the only
+        # failure of 17 "killed" mutants. Its stale-read and status checks are what the
+        # faster tests of tests/cache and test_cache_faults.py check per mutant.
+        deselect=(
+            "tests/cache/test_pool.py::"
+            "test_killing_and_restarting_a_server_fails_no_request_and_serves_nothing_stale",
         ),
     ),
     "console-access": Target(
@@ -228,8 +238,14 @@ def is_equivalent(mutation: MutationSpec, diff: str, equivalents: list[Equivalen
 
 
 def test_command(target: Target) -> str:
+    deselect = [f"--deselect={node}" for node in target.deselect]
     return " ".join(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *target.tests]
+        [
+            sys.executable,
+            *("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"),
+            *deselect,
+            *target.tests,
+        ]
     )
 
 
