@@ -266,6 +266,31 @@ async def test_a_lost_counter_restarts_above_every_version_this_instance_saw(
     await cache.close()
 
 
+async def test_a_bump_whose_new_counter_could_not_be_stored_is_retried() -> None:
+    commands: list[bytes] = []
+
+    async def add_times_out(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            commands.append(line.split()[0])
+            if commands[-1] == b"add":
+                await reader.readline()  # the value; no answer: the add times out
+                continue
+            if commands[-1] == b"incr":
+                writer.write(b"NOT_FOUND\r\n" if commands.count(b"incr") == 1 else b"42\r\n")
+            else:
+                writer.write(b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(add_times_out) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.2, circuit_seconds=0)
+        await cache.bump(PRODUCTS)  # no counter, and creating one failed: not delivered
+        await asyncio.sleep(0.8)
+
+        assert commands[:2] == [b"incr", b"add"]
+        assert commands.count(b"incr") >= 2  # the bump stayed pending and was sent again
+        await cache.close()
+
+
 async def test_a_counter_another_instance_created_first_is_the_one_used() -> None:
     stored: dict[bytes, bytes] = {}
 
