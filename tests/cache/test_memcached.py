@@ -220,30 +220,58 @@ async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pend
     await partition.cut()
 
 
-async def test_a_bump_racing_another_instances_new_counter_is_delivered_once() -> None:
+@pytest.mark.parametrize(
+    ("add_reply", "sent"),
+    [
+        (b"STORED", [b"incr", b"add"]),  # the counter we created is the bump
+        (b"NOT_STORED", [b"incr", b"add", b"incr"]),  # another instance's: bump theirs
+    ],
+)
+async def test_a_bump_finding_no_counter_is_delivered_once(
+    add_reply: bytes, sent: list[bytes]
+) -> None:
     commands: list[bytes] = []
 
-    async def counter_created_meanwhile(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def no_counter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             commands.append(line.split()[0])
             if commands[-1] == b"add":
                 await reader.readline()  # the value
-                writer.write(b"NOT_STORED\r\n")  # another instance created the counter first
+                writer.write(add_reply + b"\r\n")
             elif commands[-1] == b"incr":
                 writer.write(b"NOT_FOUND\r\n" if commands.count(b"incr") == 1 else b"42\r\n")
             else:
                 writer.write(b"END\r\n")
             await writer.drain()
 
-    async with fake_memcached(counter_created_meanwhile) as port:
+    async with fake_memcached(no_counter) as port:
         cache = MemcachedCache("127.0.0.1", port, timeout=0.5)
         await cache.bump(PRODUCTS)
         await asyncio.sleep(0.6)  # a bump left pending would be retried every 0.25 s
 
-        assert commands == [b"incr", b"add", b"incr"]  # delivered: the other's counter moved
+        assert commands == sent  # delivered, and not sent again
         await cache.close()
+
+
+async def test_a_bump_is_sent_even_while_the_servers_circuit_is_open(
+    memcached: Memcached | str,
+) -> None:
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=60)
+    other = connect(memcached_url(memcached), timeout=2.0)  # a busy machine is no outage
+    namespace = f"forced_{partition.port}"
+    before = await other.version(namespace)
+    await partition.cut()
+    assert await cache.get("k") is None  # fails: the circuit opens for a minute
+    await partition.restore()  # memcached is reachable again; the circuit does not know yet
+
+    await cache.bump(namespace)
+
+    assert await other.version(namespace) == before + 1  # other instances stop serving at once
+    await cache.close()
+    await other.close()
+    await partition.cut()
 
 
 async def test_a_lost_counter_restarts_above_every_version_this_instance_saw(

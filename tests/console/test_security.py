@@ -311,6 +311,17 @@ async def test_product_form_shows_the_api_validation_messages(signed_in, db: Asy
     assert (await db.scalars(select(Product))).all() == []
 
 
+async def test_signing_in_leaves_other_staff_members_sessions_open(
+    signed_in, app, db: AsyncSession
+):
+    colleague = await make_user(db, email="colleague@example.com", is_staff=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as other:
+        assert (await sign_in(other, colleague.email)).status_code == 303
+
+    assert (await signed_in.get("/admin/")).status_code == 200  # still signed in
+
+
 async def test_signing_in_deletes_idle_sessions(browser_client, staff, db: AsyncSession):
     from sqlalchemy import text
 
