@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -212,6 +213,7 @@ async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pend
 
     await partition.cut()
     await cache.delete(key)  # the user was demoted; the snapshot's delete cannot get through
+    assert await cache.get(key) is None  # a read meanwhile: a miss, and the delete kept
     await partition.restore()
     raw, _ = await cache.get_and_lookup(key, PRODUCTS, "q")
 
@@ -316,6 +318,34 @@ async def test_a_bump_whose_new_counter_could_not_be_stored_is_retried() -> None
 
         assert commands[:2] == [b"incr", b"add"]
         assert commands.count(b"incr") >= 2  # the bump stayed pending and was sent again
+        await cache.close()
+
+
+async def test_a_bump_cut_short_stays_pending_and_nothing_older_is_served() -> None:
+    stored = {b"version_products_list": b"7", b"products_list_v7_q": b"old body"}
+
+    async def incr_never_answered(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while line := await reader.readline():
+            command, *keys = line.split()
+            if command != b"get":
+                continue  # the incr: no answer
+            found = [(k, stored[k]) for k in keys if k in stored]
+            reply = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(v), v) for k, v in found)
+            writer.write(reply + b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(incr_never_answered) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.3, circuit_seconds=0)
+        assert (await cache.lookup(PRODUCTS, "q")).value == b"old body"
+        bump = asyncio.create_task(cache.bump(PRODUCTS))  # a write committed...
+        await asyncio.sleep(0.05)
+        bump.cancel()  # ...and its request was cut short while the incr was on its way
+        with contextlib.suppress(asyncio.CancelledError):
+            await bump
+
+        assert (await cache.lookup(PRODUCTS, "q")).value is None
         await cache.close()
 
 
