@@ -1,8 +1,9 @@
 """Mutation testing of the rules that guard security and money (`nox -s mutation`).
 
-Each target below is one module and the functions in it that hold the rules
-(owner checks, stock and totals, lifecycle moves, idempotent retries, gap-free
-invoice numbers, token rotation, password verification, the cache's freshness).
+Each target below is a module (or a few) and the functions in it that hold the
+rules (owner checks, stock and totals, lifecycle moves, idempotent retries,
+gap-free invoice numbers, token rotation, password verification, the cache's
+freshness, the staff console's doors: sign-in, session, CSRF).
 Cosmic Ray breaks one of those functions at a time with one small edit (a
 comparison flipped, a condition negated, a constant changed, a `for` that runs
 no iteration...) and runs only the tests of that domain, with ``-x``, against
