@@ -218,6 +218,9 @@ async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pend
     raw, _ = await cache.get_and_lookup(key, PRODUCTS, "q")
 
     assert raw is None  # the caller is loaded from PostgreSQL, not from the old snapshot
+    other = connect(memcached_url(memcached), timeout=2.0)
+    assert await other.get(key) is None  # the delete reached memcached: gone for everyone
+    await other.close()
     await cache.close()
     await partition.cut()
 
