@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -64,6 +65,8 @@ def bad_access_tokens(user_id: int, refresh: str) -> list[tuple[str, str]]:
         (jwt.encode(claims(user_id, exp=None), KEY, algorithm="HS256"), "missing exp"),
         (jwt.encode(claims(user_id, jti=None), KEY, algorithm="HS256"), "missing jti"),
         (jwt.encode(claims(user_id, type=None), KEY, algorithm="HS256"), "missing type"),
+        (jwt.encode(claims(user_id, type=1), KEY, algorithm="HS256"), "type not a string"),
+        (jwt.encode(claims(user_id, fam=["x"]), KEY, algorithm="HS256"), "family not a string"),
         (jwt.encode(claims("abc"), KEY, algorithm="HS256"), "sub not a user id"),
         (
             jwt.encode(claims("99999999999999999999999"), KEY, algorithm="HS256"),
@@ -135,6 +138,20 @@ async def test_token_within_leeway_of_expiry_is_accepted(
     response = await client.get("/api/auth/profile/", headers=bearer(token))
 
     assert response.status_code == 200
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: httpx.AsyncClient, db: AsyncSession, settings: Settings
+) -> None:
+    user = await make_user(db)
+    exp = int(time.time()) - settings.tokens.leeway_seconds + 2  # 1-2 s of leeway left
+    token = jwt.encode(claims(user.id, iat=exp - 600, exp=exp), KEY, algorithm="HS256")
+    assert (await client.get("/api/auth/profile/", headers=bearer(token))).status_code == 200
+
+    await asyncio.sleep(exp + settings.tokens.leeway_seconds + 0.1 - time.time())
+    response = await client.get("/api/auth/profile/", headers=bearer(token))
+
+    assert response.status_code == 401  # verified once, remembered, still expired
 
 
 async def test_refresh_issues_a_new_working_pair(client: httpx.AsyncClient) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+
 from shop.cache import PRODUCTS, Cache, InProcessCache
+from shop.cache.base import version_key
 from tests.cache.test_memcached import connect
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
@@ -54,3 +57,43 @@ async def test_an_entry_under_a_long_or_spaced_suffix_is_still_cached(memcached:
             assert (await cache.lookup(PRODUCTS, suffix)).value == b"[1]"
     finally:
         await cache.close()
+
+
+async def test_a_version_counter_holding_no_number_is_never_cached_under_and_counts_one_error(
+    memcached: Memcached,
+) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    namespace = f"garbled_{id(cache)}"
+    try:
+        await cache.set(version_key(namespace), b"garbage", 60)  # a stray write to the counter
+
+        found = await cache.lookup(namespace, "page-1")
+
+        assert found == (None, None)  # no key: nothing gets stored under a made-up version
+        assert (cache.stats.errors, cache.stats.misses) == (1, 1)
+        assert await cache.version(namespace) == 0  # "unknown", as the Cache interface says
+    finally:
+        await cache.close()
+
+
+async def test_reads_memcached_does_not_answer_count_one_miss_per_value() -> None:
+    server = Memcached().start()
+    cache = connect(server.url, circuit_seconds=0)
+    try:
+        assert (await cache.lookup(PRODUCTS, "page-1")).key is not None  # the version is known
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # memcached hangs: every get times out
+        misses = cache.stats.misses
+
+        alone = await cache.lookup(PRODUCTS, "page-1")
+        found = await cache.get_and_lookup("user_1", PRODUCTS, "page-1")
+        await cache.bump(PRODUCTS)  # not delivered: pending
+        pending = await cache.lookup(PRODUCTS, "page-1")
+
+        assert alone == pending == (None, None) and found == (None, (None, None))
+        assert cache.stats.misses - misses == 4  # page; user snapshot and page; page
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await cache.close()
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -11,7 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shop.cache import PRODUCTS, InProcessCache, MemcachedCache, stamped, unstamp
-from tests.cache.conftest import fake_memcached, never_answers
+from shop.cache import memcached as memcached_module
+from shop.cache.base import initial_version, make_key, version_key
+from tests.cache.conftest import Partition, fake_memcached, never_answers
 from tests.conftest import memcached_url
 from tests.support.servers import Memcached
 
@@ -149,6 +152,240 @@ async def test_get_and_lookup_is_one_round_trip_and_follows_a_moved_version(
     assert found.value is None and found.key not in (None, first.key)  # never the old entry
 
 
+async def test_a_combined_read_serves_nothing_stale_while_a_bump_is_pending(
+    memcached: Memcached | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hold the background retry: here only the read itself can deliver the bump.
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0)
+    namespace = f"pending_{partition.port}"
+    await cache.set("user_1", b"snapshot", 60)
+    old = await cache.lookup(namespace, "q")  # the version is now known: the one-get path
+    assert old.key is not None
+    await cache.set(old.key, b"old body", 60)
+
+    await partition.cut()
+    await cache.bump(namespace)  # a write committed; memcached keeps the old counter and entry
+    await partition.restore()
+    raw, found = await cache.get_and_lookup("user_1", namespace, "q")
+
+    assert raw == b"snapshot"
+    assert found.value is None and found.key != old.key  # never the entry the write replaced
+    await cache.close()
+    await partition.cut()
+
+
+async def test_a_bump_pending_while_the_circuit_is_open_is_kept_and_delivered_after(
+    memcached: Memcached | str,
+) -> None:
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0.5)
+    namespace = f"open_{partition.port}"
+    old = await cache.lookup(namespace, "q")
+    assert old.key is not None
+    await cache.set(old.key, b"old body", 60)
+
+    await partition.cut()
+    await cache.bump(namespace)  # cannot be delivered: pending, and the circuit opens
+    assert await cache.lookup(namespace, "q") == (None, None)  # a read meanwhile: a miss
+    await partition.restore()
+    await asyncio.sleep(1.0)  # the circuit half-opens; the retry delivers the bump
+    found = await cache.lookup(namespace, "q")
+
+    assert found.value is None and found.key != old.key
+    await cache.close()
+    await partition.cut()
+
+
+async def test_a_combined_read_never_serves_a_user_snapshot_whose_delete_is_pending(
+    memcached: Memcached | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)  # only the read can deliver it
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=0)
+    key = f"user_{partition.port}"
+    await cache.set(key, b"still staff", 60)
+    assert (await cache.lookup(PRODUCTS, "q")).key is not None  # the one-get path from here
+
+    await partition.cut()
+    await cache.delete(key)  # the user was demoted; the snapshot's delete cannot get through
+    assert await cache.get(key) is None  # a read meanwhile: a miss, and the delete kept
+    await partition.restore()
+    raw, _ = await cache.get_and_lookup(key, PRODUCTS, "q")
+
+    assert raw is None  # the caller is loaded from PostgreSQL, not from the old snapshot
+    other = connect(memcached_url(memcached), timeout=2.0)
+    assert await other.get(key) is None  # the delete reached memcached: gone for everyone
+    await other.close()
+    await cache.close()
+    await partition.cut()
+
+
+@pytest.mark.parametrize(
+    ("add_reply", "sent"),
+    [
+        (b"STORED", [b"incr", b"add"]),  # the counter we created is the bump
+        (b"NOT_STORED", [b"incr", b"add", b"incr"]),  # another instance's: bump theirs
+    ],
+)
+async def test_a_bump_finding_no_counter_is_delivered_once(
+    add_reply: bytes, sent: list[bytes]
+) -> None:
+    commands: list[bytes] = []
+
+    async def no_counter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            commands.append(line.split()[0])
+            if commands[-1] == b"add":
+                await reader.readline()  # the value
+                writer.write(add_reply + b"\r\n")
+            elif commands[-1] == b"incr":
+                writer.write(b"NOT_FOUND\r\n" if commands.count(b"incr") == 1 else b"42\r\n")
+            else:
+                writer.write(b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(no_counter) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.5)
+        await cache.bump(PRODUCTS)
+        await asyncio.sleep(0.6)  # a bump left pending would be retried every 0.25 s
+
+        assert commands == sent  # delivered, and not sent again
+        await cache.close()
+
+
+async def test_a_bump_is_sent_even_while_the_servers_circuit_is_open(
+    memcached: Memcached | str,
+) -> None:
+    partition = Partition(int(memcached_url(memcached).rpartition(":")[2]))
+    await partition.restore()
+    cache = MemcachedCache("127.0.0.1", partition.port, timeout=0.5, circuit_seconds=60)
+    other = connect(memcached_url(memcached), timeout=2.0)  # a busy machine is no outage
+    namespace = f"forced_{partition.port}"
+    before = await other.version(namespace)
+    await partition.cut()
+    assert await cache.get("k") is None  # fails: the circuit opens for a minute
+    await partition.restore()  # memcached is reachable again; the circuit does not know yet
+
+    await cache.bump(namespace)
+
+    assert await other.version(namespace) == before + 1  # other instances stop serving at once
+    await cache.close()
+    await other.close()
+    await partition.cut()
+
+
+async def test_a_lost_counter_restarts_above_every_version_this_instance_saw(
+    memcached: Memcached | str,
+) -> None:
+    cache = connect(memcached_url(memcached), timeout=2.0)
+    namespace = f"ahead_{id(cache)}"
+    # The counter was created by an instance whose clock ran ahead of ours.
+    await cache.set(version_key(namespace), str(2 * initial_version()).encode(), 60)
+    for body in (b"before the bump", b"after the bump"):
+        found = await cache.lookup(namespace, "q")
+        assert found.key is not None
+        await cache.set(found.key, body, 60)
+        await cache.bump(namespace)
+
+    await cache.delete(version_key(namespace))  # evicted, or its server restarted
+    found = await cache.lookup(namespace, "q")
+
+    assert found.key is not None and found.value is None  # nothing cached under an old version
+    await cache.close()
+
+
+async def test_a_bump_whose_new_counter_could_not_be_stored_is_retried() -> None:
+    commands: list[bytes] = []
+
+    async def add_times_out(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            commands.append(line.split()[0])
+            if commands[-1] == b"add":
+                await reader.readline()  # the value; no answer: the add times out
+                continue
+            if commands[-1] == b"incr":
+                writer.write(b"NOT_FOUND\r\n" if commands.count(b"incr") == 1 else b"42\r\n")
+            else:
+                writer.write(b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(add_times_out) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.2, circuit_seconds=0)
+        await cache.bump(PRODUCTS)  # no counter, and creating one failed: not delivered
+        await asyncio.sleep(0.8)
+
+        assert commands[:2] == [b"incr", b"add"]
+        assert commands.count(b"incr") >= 2  # the bump stayed pending and was sent again
+        await cache.close()
+
+
+async def test_a_bump_cut_short_stays_pending_and_nothing_older_is_served() -> None:
+    stored = {b"version_products_list": b"7", b"products_list_v7_q": b"old body"}
+
+    async def incr_never_answered(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while line := await reader.readline():
+            command, *keys = line.split()
+            if command != b"get":
+                continue  # the incr: no answer
+            found = [(k, stored[k]) for k in keys if k in stored]
+            reply = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(v), v) for k, v in found)
+            writer.write(reply + b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(incr_never_answered) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.3, circuit_seconds=0)
+        assert (await cache.lookup(PRODUCTS, "q")).value == b"old body"
+        bump = asyncio.create_task(cache.bump(PRODUCTS))  # a write committed...
+        await asyncio.sleep(0.05)
+        bump.cancel()  # ...and its request was cut short while the incr was on its way
+        with contextlib.suppress(asyncio.CancelledError):
+            await bump
+
+        assert (await cache.lookup(PRODUCTS, "q")).value is None
+        await cache.close()
+
+
+async def test_a_counter_another_instance_created_first_is_the_one_used() -> None:
+    stored: dict[bytes, bytes] = {}
+
+    async def created_meanwhile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            command, *keys = line.split()
+            if command == b"add":
+                await reader.readline()  # our value, refused:
+                stored[keys[0]] = b"42"  # another instance's counter got there first
+                writer.write(b"NOT_STORED\r\n")
+            else:
+                found = [(k, stored[k]) for k in keys if k in stored]
+                reply = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(v), v) for k, v in found)
+                writer.write(reply + b"END\r\n")
+            await writer.drain()
+
+    async with fake_memcached(created_meanwhile) as port:
+        cache = MemcachedCache("127.0.0.1", port, timeout=0.5)
+        found = await cache.lookup(PRODUCTS, "q")
+
+        assert found.key == make_key(PRODUCTS, 42, "q")  # cached under the counter all share
+        await cache.close()
+
+
+async def test_two_instances_creating_a_counter_at_once_both_cache_under_the_winners_version(
+    two_processes: tuple[MemcachedCache, MemcachedCache],
+) -> None:
+    namespace = f"new_{id(two_processes)}"  # no counter yet: both find none, both `add` one
+
+    one, other = await asyncio.gather(*(cache.lookup(namespace, "q") for cache in two_processes))
+
+    assert one.key is not None and one.key == other.key
+
+
 async def test_lookup_after_another_instance_bumped_reads_the_new_version(
     memcached: Memcached | str,
 ) -> None:
@@ -203,6 +440,7 @@ async def test_a_bump_that_failed_is_delivered_once_memcached_answers() -> None:
 
         await cache.bump(PRODUCTS)
         assert (await cache.lookup(PRODUCTS, "q")).key is None  # unknown version: do not cache
+        assert await cache.version(PRODUCTS) == 0  # "unknown", as the Cache interface says
 
         server.process.send_signal(signal.SIGCONT)
         # Greater, not "+ 1": incr commands that timed out were still queued in

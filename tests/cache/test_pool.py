@@ -14,7 +14,7 @@ from litestar import Litestar
 
 from shop.app import create_app
 from shop.cache import PRODUCTS, MemcachedCache
-from shop.cache.base import version_key
+from shop.cache.base import make_key, version_key
 from tests.cache.conftest import Partition
 from tests.conftest import make_settings
 from tests.support.asgi import serve_in_process
@@ -82,6 +82,30 @@ async def test_a_dead_server_costs_only_its_keys_and_its_counters_stay_readable(
     assert later.key == first.key  # the counter's other copy answered: still cacheable
     await cache.bump(PRODUCTS)
     assert (await cache.lookup(PRODUCTS, "q")).key not in (None, first.key)
+    await cache.close()
+
+
+async def test_a_delete_stuck_on_a_dead_server_costs_only_its_key(
+    three_memcached: list[Memcached],
+) -> None:
+    cache = pool_of([s.port for s in three_memcached], circuit_seconds=60)
+    counter_homes = {node.port for node in cache._ring.replicas(version_key(PRODUCTS))}
+    version = await cache.version(PRODUCTS)
+    suffix = next(  # a page living with the counter, on the servers that stay up
+        suffix
+        for suffix in (f"page-{n}" for n in range(100))
+        if owner_port(cache, make_key(PRODUCTS, version, suffix)) in counter_homes
+    )
+    await cache.set(make_key(PRODUCTS, version, suffix), b"page", 60)
+    dead = next(s for s in three_memcached if s.port not in counter_homes)
+    user_key = next(
+        k for k in (f"user_{n}" for n in range(100)) if owner_port(cache, k) == dead.port
+    )
+
+    dead.stop()
+    await cache.delete(user_key)  # its server is gone: the delete stays pending
+
+    assert (await cache.lookup(PRODUCTS, suffix)).value == b"page"  # other keys still hit
     await cache.close()
 
 

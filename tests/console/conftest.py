@@ -38,7 +38,9 @@ async def browser_client(
         yield c
 
 
-async def sign_in(c: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+async def sign_in(
+    c: httpx.AsyncClient, email: str, password: str = PASSWORD, next: str = "/admin/"
+) -> httpx.Response:
     page = await c.get("/admin/login")
     assert page.status_code == 200
     return await c.post(
@@ -47,7 +49,7 @@ async def sign_in(c: httpx.AsyncClient, email: str, password: str = PASSWORD) ->
             "email": email,
             "password": password,
             "_csrf_token": csrf_of(page.text),
-            "next": "/admin/",
+            "next": next,
         },
     )
 

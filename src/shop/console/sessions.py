@@ -117,9 +117,8 @@ async def sign_out(session: AsyncSession, token: str) -> None:
     await session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _hash(token)))
 
 
-async def purge_idle(session: AsyncSession, idle: timedelta) -> int:
+async def purge_idle(session: AsyncSession, idle: timedelta) -> None:
     """Delete sessions idle for longer than ``idle`` (they can no longer be used)."""
-    result = await session.execute(
+    await session.execute(
         delete(ConsoleSession).where(ConsoleSession.last_seen_at <= func.now() - idle)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
