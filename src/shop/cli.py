@@ -105,12 +105,19 @@ def worker(concurrency: int) -> None:
     """Run a Procrastinate worker; SIGTERM lets it finish its current jobs first."""
     from shop.jobs import run_worker
     from shop.ops.logging import configure_logging
-    from shop.tasks import bind_tasks
+    from shop.tasks import bind_tasks, warm_up_worker
 
     settings = load_settings()
     bind_tasks()
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
-    asyncio.run(run_worker(settings, concurrency=concurrency))
+    try:
+        # The API's event loop (uvicorn's loop="uvloop") for the worker too: a job is a
+        # dozen socket round trips to PostgreSQL, which uvloop handles in C.
+        import uvloop
+    except ImportError:  # uvicorn[standard] installs it wherever it builds
+        asyncio.run(run_worker(settings, concurrency=concurrency, warm_up=warm_up_worker))
+    else:
+        uvloop.run(run_worker(settings, concurrency=concurrency, warm_up=warm_up_worker))
 
 
 @main.group()

@@ -31,12 +31,13 @@ import json
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import procrastinate
+import psycopg
 import psycopg_pool
 from procrastinate import builtin_tasks
 from procrastinate import exceptions as pq_exceptions
@@ -184,9 +185,10 @@ async def open_worker_app(
         max_size=4,
         open=False,
         timeout=10.0,
-        # No autocommit here: Procrastinate adds autocommit=True itself for its LISTEN
+        # Not as a keyword: Procrastinate adds autocommit=True itself for its LISTEN
         # connection and fails on a duplicate keyword (the worker would stop at once).
         kwargs={"application_name": "shop-worker"},
+        configure=_autocommit,
     )
     try:
         async with httpx.AsyncClient(timeout=settings.jobs.webhook_timeout) as http:
@@ -210,14 +212,30 @@ async def open_worker_app(
         await engine.dispose()
 
 
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Every query Procrastinate sends through the pool is one statement (a call of one of
+    its SQL functions), atomic on its own. In autocommit it is one round trip; otherwise
+    psycopg wraps it in BEGIN and the pool in COMMIT, three round trips for each job's fetch
+    and again for its finish."""
+    await connection.set_autocommit(True)
+
+
 async def run_worker(
-    settings: Settings, *, concurrency: int = 4, install_signal_handlers: bool = True
+    settings: Settings,
+    *,
+    concurrency: int = 4,
+    install_signal_handlers: bool = True,
+    warm_up: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (it finishes its current jobs first) or cancellation.
 
     Losing the database does not end it: Procrastinate's worker stops when its listener,
-    heartbeat or fetch fails; it is then started again after a backoff.
+    heartbeat or fetch fails; it is then started again after a backoff. ``warm_up`` (the
+    domains' one-off preparations, given by the composition point) runs once before the
+    worker takes its first job, so that job does not wait for it.
     """
+    if warm_up is not None:
+        await warm_up()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None

@@ -15,7 +15,7 @@ from shop import jobs
 from shop.accounts import tasks as accounts_tasks
 from shop.orders import tasks as orders_tasks
 
-__all__ = ["BLUEPRINTS", "bind_tasks"]
+__all__ = ["BLUEPRINTS", "bind_tasks", "warm_up_worker"]
 
 BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
     "orders": orders_tasks.bp,
@@ -28,3 +28,8 @@ def bind_tasks() -> procrastinate.App:
     for namespace, blueprint in BLUEPRINTS.items():
         jobs.bind(blueprint, namespace)
     return jobs.app
+
+
+async def warm_up_worker() -> None:
+    """What a worker prepares once before its first job (``shop worker``, ``shop dev``)."""
+    await orders_tasks.warm_up()

@@ -12,6 +12,9 @@ its own transaction, so a second run neither renumbers nor re-renders:
   creation is serialised per year, for the few milliseconds a rendering takes.
 * The e-mail is sent after the invoice committed and marked with
   ``emailed_at``; a run that finds the invoice but no ``emailed_at`` only mails.
+
+The queries are `InvoiceRepository`'s (``orders/invoice_repository.py``); nothing here
+commits: the task (``orders/tasks.py``) owns each transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +23,6 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, text, update
-
-from shop.accounts.models import User
 from shop.errors import NotFound
 from shop.orders.access import require_owner_or_staff
 from shop.orders.errors import OrderNotFound
@@ -32,11 +32,12 @@ from shop.orders.invoice_pdf import (
     prepare_fonts,
     render_invoice_pdf,
 )
+from shop.orders.invoice_repository import InvoiceRepository
 from shop.orders.mailer import Attachment, send_mail
-from shop.orders.models import Invoice, Order
+from shop.orders.models import Invoice
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from shop.accounts.security import CurrentUser
     from shop.settings import JobSettings
@@ -75,19 +76,15 @@ def invoice_filename(invoice: Invoice) -> str:
 
 async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -> Invoice:
     """The invoice of an order its owner or a staff member asks for; anyone else learns nothing."""
-    order = (
-        await session.execute(
-            select(Order.user_id, Order.imported_at, Order.invoice_requested_at).where(
-                Order.id == order_id
-            )
-        )
-    ).one_or_none()
+    invoices = InvoiceRepository(session)
+    order = await invoices.access(order_id)
     if order is None:
         raise OrderNotFound
-    require_owner_or_staff(order.user_id, user)
-    invoice = await session.get(Invoice, order_id)
+    require_owner_or_staff(order[0], user)
+    invoice = await invoices.get(order_id)
     if invoice is None:
-        if order.imported_at is not None and order.invoice_requested_at is None:
+        imported_at, invoice_requested_at = order[1], order[2]
+        if imported_at is not None and invoice_requested_at is None:
             # Not "try again later": nothing will make one unless an operator asks for it.
             raise ImportedOrderHasNoInvoice
         raise InvoiceNotReady
@@ -95,33 +92,6 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
 
 
 # --- numbering and storing -------------------------------------------------------------------
-
-# One round trip reads what the invoice shows and takes its number: the counter is
-# incremented only when the order exists and has no invoice yet (a data-modifying CTE runs
-# whether or not its rows are read, hence the `target` guard). The counter's row lock is then
-# held through the rendering until the caller commits, as the gap-free numbering requires.
-_ORDER_AND_NUMBER = text(
-    """
-    WITH target AS MATERIALIZED (
-        SELECT o.id FROM orders o
-        WHERE o.id = :order_id
-          AND NOT EXISTS (SELECT 1 FROM invoices v WHERE v.order_id = o.id)
-    ), n AS (
-        INSERT INTO invoice_counters (year, last_number)
-        SELECT :year, 1 FROM target
-        ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1
-        RETURNING last_number
-    )
-    SELECT o.created_at, o.total_price, u.username, u.email,
-           i.product_name, i.quantity, i.price_at_purchase,
-           (SELECT last_number FROM n) AS sequence
-    FROM orders o
-    JOIN users u ON u.id = o.user_id
-    LEFT JOIN order_items i ON i.order_id = o.id  -- an imported order may have none left
-    WHERE o.id = :order_id
-    ORDER BY i.id
-    """
-)
 
 
 def format_number(year: int, sequence: int) -> str:
@@ -139,16 +109,14 @@ async def issue_invoice(
     is stored as mailed in the same transaction and `mail_invoice` has nothing left to do.
     """
     await prepare_fonts()  # before the counter's row lock is taken
+    invoices = InvoiceRepository(session)
     issued_at = datetime.now(UTC)
-    rows = (
-        await session.execute(_ORDER_AND_NUMBER, {"order_id": order_id, "year": issued_at.year})
-    ).all()
-    if not rows:
+    source = await invoices.take_number(order_id, issued_at.year)
+    if source is None:
         return None
-    first = rows[0]
-    if first.sequence is None:
-        return await session.get(Invoice, order_id)
-    number = format_number(issued_at.year, first.sequence)
+    if source.sequence is None:
+        return await invoices.get(order_id)
+    number = format_number(issued_at.year, source.sequence)
     document = InvoiceDocument(
         shop_name=settings.shop_name,
         seller_address=settings.shop_address,
@@ -156,15 +124,11 @@ async def issue_invoice(
         number=number,
         issued_on=issued_at.date(),
         order_id=order_id,
-        order_date=first.created_at.date(),
-        customer_name=first.username,
-        customer_email=first.email,
-        lines=[
-            InvoiceLine(row.product_name, row.quantity, row.price_at_purchase)
-            for row in rows
-            if row.product_name is not None
-        ],
-        total=first.total_price,
+        order_date=source.created_at.date(),
+        customer_name=source.username,
+        customer_email=source.email,
+        lines=[InvoiceLine(*line) for line in source.lines],
+        total=source.total_price,
     )
     invoice = Invoice(
         order_id=order_id,
@@ -172,47 +136,31 @@ async def issue_invoice(
         pdf=render_invoice_pdf(document),
         emailed_at=None if settings.smtp_url else issued_at,
     )
-    await session.execute(
-        insert(Invoice).values(
-            order_id=invoice.order_id,
-            number=invoice.number,
-            pdf=invoice.pdf,
-            emailed_at=invoice.emailed_at,
-        )
+    await invoices.add(
+        order_id=order_id, number=number, pdf=invoice.pdf, emailed_at=invoice.emailed_at
     )
     return invoice
 
 
-_INVOICE_TO_MAIL = (
-    select(Invoice.number, Invoice.pdf, Invoice.emailed_at, User.email)
-    .join(Order, Order.id == Invoice.order_id)
-    .join(User, User.id == Order.user_id)
-    .with_for_update(of=Invoice)
-)
-
-
-async def mail_invoice(
-    session_maker: async_sessionmaker[AsyncSession], settings: JobSettings, order_id: int
-) -> None:
-    """E-mail the stored invoice to the customer unless that was done already."""
-    async with session_maker() as session:
-        # The row lock keeps a concurrent run of the same job from mailing twice.
-        row = (
-            await session.execute(_INVOICE_TO_MAIL.where(Invoice.order_id == order_id))
-        ).one_or_none()
-        if row is None or row.emailed_at is not None:
-            return
-        await send_mail(
-            settings,
-            to=row.email,
-            subject=f"{settings.shop_name}: invoice {row.number} for order #{order_id}",
-            body=(
-                f"Thank you for your order #{order_id}.\n"
-                f"Your invoice {row.number} is attached.\n\n{settings.shop_name}\n"
-            ),
-            attachment=Attachment(filename=f"invoice-{row.number}.pdf", content=row.pdf),
-        )
-        await session.execute(
-            update(Invoice).where(Invoice.order_id == order_id).values(emailed_at=datetime.now(UTC))
-        )
-        await session.commit()
+async def mail_invoice(session: AsyncSession, settings: JobSettings, order_id: int) -> None:
+    """E-mail the stored invoice to the customer unless that was done already; the caller
+    commits (which releases the invoice's row lock)."""
+    invoices = InvoiceRepository(session)
+    # The row lock keeps a concurrent run of the same job from mailing twice.
+    row = await invoices.lock_to_mail(order_id)
+    if row is None:
+        return
+    number, pdf, emailed_at, email = row
+    if emailed_at is not None:
+        return
+    await send_mail(
+        settings,
+        to=email,
+        subject=f"{settings.shop_name}: invoice {number} for order #{order_id}",
+        body=(
+            f"Thank you for your order #{order_id}.\n"
+            f"Your invoice {number} is attached.\n\n{settings.shop_name}\n"
+        ),
+        attachment=Attachment(filename=f"invoice-{number}.pdf", content=pdf),
+    )
+    await invoices.mark_emailed(order_id, datetime.now(UTC))

@@ -1,7 +1,8 @@
 """Background jobs of the orders domain: invoice, shipped webhook, and its housekeeping.
 
-Each task takes ids, opens its own session and is safe to run twice (a job whose worker
-died is run again, see `shop.jobs`). `shop.tasks.bind_tasks` binds this blueprint under the
+Each task takes ids, opens its own session, owns its transaction (the services it calls
+never commit) and is safe to run twice (a job whose worker died is run again, see
+`shop.jobs`). `shop.tasks.bind_tasks` binds this blueprint under the
 ``orders`` namespace; the domain defers by name (``orders:generate_invoice``).
 """
 
@@ -45,6 +46,13 @@ class RetryWhenAsked(BaseRetryStrategy):
         return None
 
 
+async def warm_up() -> None:
+    """Slim and register the invoice font (about a second of CPU, once per process)."""
+    from shop.orders.invoice_pdf import prepare_fonts
+
+    await prepare_fonts()
+
+
 @bp.task(
     name="generate_invoice",
     pass_context=True,
@@ -78,7 +86,9 @@ async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> 
             )
             if invoice.emailed_at is not None:
                 return
-    await mail_invoice(resources.session_maker, resources.settings.jobs, order_id)
+    async with resources.session_maker() as session:
+        await mail_invoice(session, resources.settings.jobs, order_id)
+        await session.commit()
 
 
 @bp.task(name="notify_shipped", pass_context=True, queue="webhooks", retry=RetryWhenAsked())
@@ -88,13 +98,15 @@ async def notify_shipped(context: procrastinate.JobContext, event_id: str) -> No
 
     resources = resources_of(context)
     started = time.monotonic()
-    result = await deliver(
-        resources.session_maker,
-        resources.http,
-        resources.settings.jobs,
-        uuid.UUID(event_id),
-        retries_done=context.job.attempts,
-    )
+    async with resources.session_maker() as session:
+        result = await deliver(
+            session,
+            resources.http,
+            resources.settings.jobs,
+            uuid.UUID(event_id),
+            retries_done=context.job.attempts,
+        )
+        await session.commit()
     if result.outcome == RETRYING and result.retry_in is not None:
         # The delay counts from the attempt, not from the end of its bookkeeping.
         delay = max(0.0, result.retry_in - (time.monotonic() - started))
@@ -122,6 +134,7 @@ __all__ = [
     "notify_shipped",
     "purge_idempotency_records",
     "purge_webhook_attempts",
+    "warm_up",
 ]
 
 

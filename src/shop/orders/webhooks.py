@@ -16,6 +16,9 @@
   is not sent again, and every send of an event carries the same ``event_id``.
 * Staff can list deliveries and send a failed (or skipped) event again
   (`redeliver`), which defers the job anew for the same event.
+
+The queries are `WebhookRepository`'s (``orders/webhook_repository.py``). Nothing here
+commits: the request's session provider or the job's task (``orders/tasks.py``) does.
 """
 
 from __future__ import annotations
@@ -28,18 +31,17 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import delete, func, select
 
 from shop.errors import Conflict, NotFound
 from shop.jobs import defer
 from shop.orders.models import WebhookAttempt, WebhookEvent
+from shop.orders.webhook_repository import WebhookRepository
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from shop.orders.models import Order
     from shop.settings import JobSettings
@@ -90,7 +92,7 @@ async def enqueue_shipped(session: AsyncSession, order: Order) -> uuid.UUID:
     transaction as the status change; nothing is committed here.
     """
     event_id = uuid.uuid4()
-    session.add(
+    await WebhookRepository(session).add_event(
         WebhookEvent(
             event_id=event_id,
             order_id=order.id,
@@ -104,7 +106,6 @@ async def enqueue_shipped(session: AsyncSession, order: Order) -> uuid.UUID:
             outcome=Outcome.PENDING,
         )
     )
-    await session.flush()
     await defer(session, "orders:notify_shipped", event_id=str(event_id))
     return event_id
 
@@ -123,58 +124,52 @@ class DeliveryResult:
 
 
 async def deliver(
-    session_maker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     http: httpx.AsyncClient,
     settings: JobSettings,
     event_id: uuid.UUID,
     *,
     retries_done: int,
 ) -> DeliveryResult:
-    """Send the event once and record the attempt; ``retries_done`` is how often the job retried."""
-    async with session_maker() as session:
-        event = await session.get(WebhookEvent, event_id)
-        if event is None:
-            logger.warning("webhook event %s does not exist; nothing to deliver", event_id)
-            return DeliveryResult(Outcome.SKIPPED)
-        if event.outcome != Outcome.PENDING:
-            # Settled already (a duplicate run); `redeliver` sets it back to pending first.
-            return DeliveryResult(event.outcome)
-        previous = await session.scalar(
-            select(func.count())
-            .select_from(WebhookAttempt)
-            .where(WebhookAttempt.event_id == event_id)
-        )
-        attempt = WebhookAttempt(event_id=event_id, attempt=(previous or 0) + 1, duration_ms=0.0)
+    """Send the event once and record the attempt in ``session``; the caller commits.
 
-        retry_in: float | None = None
-        url = settings.shipped_webhook_url
-        if url is None:
-            attempt.outcome = event.outcome = Outcome.SKIPPED
-            attempt.error = "SHIPPED_WEBHOOK_URL is not configured"
-        else:
-            await _post(http, settings, url, event, attempt)
-            if attempt.outcome == RETRYING and retries_done >= len(settings.webhook_retry_delays):
-                attempt.outcome = Outcome.FAILED
-            if attempt.outcome == RETRYING:
-                retry_in = settings.webhook_retry_delays[retries_done]
-            event.outcome = Outcome.PENDING if attempt.outcome == RETRYING else attempt.outcome
-        session.add(attempt)
-        await session.commit()
-        log = (
-            logger.info
-            if attempt.outcome in {Outcome.DELIVERED, Outcome.SKIPPED}
-            else logger.warning
-        )
-        log(
-            "webhook %s attempt %d: %s (%s)",
-            event_id,
-            attempt.attempt,
-            attempt.outcome,
-            attempt.status_code or attempt.error,
-        )
+    ``retries_done`` is how often the job retried.
+    """
+    webhooks = WebhookRepository(session)
+    event = await webhooks.get_event(event_id)
+    if event is None:
+        logger.warning("webhook event %s does not exist; nothing to deliver", event_id)
+        return DeliveryResult(Outcome.SKIPPED)
+    if event.outcome != Outcome.PENDING:
+        # Settled already (a duplicate run); `redeliver` sets it back to pending first.
+        return DeliveryResult(event.outcome)
+    previous = await webhooks.count_attempts(event_id)
+    attempt = WebhookAttempt(event_id=event_id, attempt=previous + 1, duration_ms=0.0)
+
+    retry_in: float | None = None
+    url = settings.shipped_webhook_url
+    if url is None:
+        attempt.outcome = event.outcome = Outcome.SKIPPED
+        attempt.error = "SHIPPED_WEBHOOK_URL is not configured"
+    else:
+        await _post(http, settings, url, event, attempt)
+        if attempt.outcome == RETRYING and retries_done >= len(settings.webhook_retry_delays):
+            attempt.outcome = Outcome.FAILED
         if attempt.outcome == RETRYING:
-            return DeliveryResult(RETRYING, retry_in=retry_in)
-        return DeliveryResult(attempt.outcome)
+            retry_in = settings.webhook_retry_delays[retries_done]
+        event.outcome = Outcome.PENDING if attempt.outcome == RETRYING else attempt.outcome
+    webhooks.add_attempt(attempt)
+    log = logger.info if attempt.outcome in {Outcome.DELIVERED, Outcome.SKIPPED} else logger.warning
+    log(
+        "webhook %s attempt %d: %s (%s)",
+        event_id,
+        attempt.attempt,
+        attempt.outcome,
+        attempt.status_code or attempt.error,
+    )
+    if attempt.outcome == RETRYING:
+        return DeliveryResult(RETRYING, retry_in=retry_in)
+    return DeliveryResult(attempt.outcome)
 
 
 async def _post(
@@ -232,21 +227,10 @@ async def list_deliveries(
         conditions.append(WebhookEvent.order_id == order_id)
     if outcome is not None:
         conditions.append(WebhookEvent.outcome == outcome)
-    total = (
-        await session.scalar(select(func.count()).select_from(WebhookEvent).where(*conditions)) or 0
-    )
-    events = list(
-        (
-            await session.scalars(
-                select(WebhookEvent)
-                .where(*conditions)
-                .order_by(WebhookEvent.created_at.desc(), WebhookEvent.event_id)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-    )
-    attempts = await attempts_of(session, [event.event_id for event in events])
+    webhooks = WebhookRepository(session)
+    total = await webhooks.count_events(*conditions)
+    events = await webhooks.events(*conditions, limit=limit, offset=offset)
+    attempts = await webhooks.attempts_of([event.event_id for event in events])
     return events, [attempts.get(event.event_id, []) for event in events], total
 
 
@@ -254,58 +238,33 @@ async def deliveries_of_order(
     session: AsyncSession, order_id: int, *, limit: int = 50
 ) -> list[tuple[WebhookEvent, list[WebhookAttempt]]]:
     """An order's events, newest first, each with its attempts (the order's staff page)."""
-    events = list(
-        (
-            await session.scalars(
-                select(WebhookEvent)
-                .where(WebhookEvent.order_id == order_id)
-                .order_by(WebhookEvent.created_at.desc(), WebhookEvent.event_id)
-                .limit(limit)
-            )
-        ).all()
-    )
-    attempts = await attempts_of(session, [event.event_id for event in events])
+    webhooks = WebhookRepository(session)
+    events = await webhooks.events(WebhookEvent.order_id == order_id, limit=limit)
+    attempts = await webhooks.attempts_of([event.event_id for event in events])
     return [(event, attempts.get(event.event_id, [])) for event in events]
 
 
 async def count_deliveries(session: AsyncSession, *, outcome: Outcome) -> int:
     """How many events have this outcome (the dashboard's failed deliveries)."""
-    total = await session.scalar(
-        select(func.count()).select_from(WebhookEvent).where(WebhookEvent.outcome == outcome)
-    )
-    return int(total or 0)
+    return await WebhookRepository(session).count_events(WebhookEvent.outcome == outcome)
 
 
 async def attempts_of(
     session: AsyncSession, event_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[WebhookAttempt]]:
-    grouped: dict[uuid.UUID, list[WebhookAttempt]] = {}
-    if not event_ids:
-        return grouped
-    rows = await session.scalars(
-        select(WebhookAttempt)
-        .where(WebhookAttempt.event_id.in_(event_ids))
-        .order_by(WebhookAttempt.event_id, WebhookAttempt.attempt)
-    )
-    for attempt in rows:
-        grouped.setdefault(attempt.event_id, []).append(attempt)
-    return grouped
+    return await WebhookRepository(session).attempts_of(event_ids)
 
 
 async def purge_attempts(session: AsyncSession, retention_days: int) -> int:
     """Delete delivery attempts older than ``retention_days``; the events (what was sent and
     how it ended) stay with their order."""
-    result = await session.execute(
-        delete(WebhookAttempt).where(
-            WebhookAttempt.at < func.now() - timedelta(days=retention_days)
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await WebhookRepository(session).delete_attempts_older_than(retention_days)
 
 
 async def redeliver(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
     """Send a failed or skipped event again with the same event id, in the caller's transaction."""
-    event = await session.get(WebhookEvent, event_id, with_for_update=True)
+    webhooks = WebhookRepository(session)
+    event = await webhooks.get_event(event_id, lock=True)
     if event is None:
         raise DeliveryNotFound
     if event.outcome not in {Outcome.FAILED, Outcome.SKIPPED}:
@@ -313,7 +272,6 @@ async def redeliver(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
             f"Only a failed or skipped delivery can be sent again; this one is {event.outcome}."
         )
     event.outcome = Outcome.PENDING
-    await session.flush()
-    await session.refresh(event)  # updated_at is set by the database
+    await webhooks.refresh(event)  # updated_at is set by the database
     await defer(session, "orders:notify_shipped", event_id=str(event_id))
     return event
