@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from shop.cache import PRODUCTS, Cache, InProcessCache
+from shop.cache import PRODUCTS, Cache, InProcessCache, Lookup
 from shop.cache.base import version_key
 from tests.cache.test_memcached import connect
 from tests.conftest import memcached_url
@@ -69,7 +69,7 @@ async def test_a_version_counter_holding_no_number_is_never_cached_under_and_cou
 
         found = await cache.lookup(namespace, "page-1")
 
-        assert found == (None, None)  # no key: nothing gets stored under a made-up version
+        assert found == Lookup(None, None)  # no key: nothing gets stored under a made-up version
         assert (cache.stats.errors, cache.stats.misses) == (1, 1)
         assert await cache.version(namespace) == 0  # "unknown", as the Cache interface says
     finally:
@@ -90,7 +90,7 @@ async def test_reads_memcached_does_not_answer_count_one_miss_per_value() -> Non
         await cache.bump(PRODUCTS)  # not delivered: pending
         pending = await cache.lookup(PRODUCTS, "page-1")
 
-        assert alone == pending == (None, None) and found == (None, (None, None))
+        assert alone == pending == Lookup(None, None) and found == (None, Lookup(None, None))
         assert cache.stats.misses - misses == 4  # page; user snapshot and page; page
     finally:
         if server.process is not None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shop.cache import PRODUCTS, InProcessCache, MemcachedCache, stamped, unstamp
+from shop.cache import PRODUCTS, InProcessCache, Lookup, MemcachedCache, stamped, unstamp
 from shop.cache import memcached as memcached_module
 from shop.cache.base import initial_version, make_key, version_key
 from tests.cache.conftest import Partition, fake_memcached, never_answers
@@ -190,7 +190,7 @@ async def test_a_bump_pending_while_the_circuit_is_open_is_kept_and_delivered_af
 
     await partition.cut()
     await cache.bump(namespace)  # cannot be delivered: pending, and the circuit opens
-    assert await cache.lookup(namespace, "q") == (None, None)  # a read meanwhile: a miss
+    assert await cache.lookup(namespace, "q") == Lookup(None, None)  # a read meanwhile: a miss
     await partition.restore()
     await asyncio.sleep(1.0)  # the circuit half-opens; the retry delivers the bump
     found = await cache.lookup(namespace, "q")
@@ -518,3 +518,32 @@ async def test_a_put_that_failed_reads_as_a_miss_until_it_is_delivered() -> None
     finally:
         server.process and server.process.send_signal(signal.SIGCONT)
         server.stop()
+
+
+async def test_a_multi_key_get_returns_every_value_whatever_bytes_and_size_it_holds(
+    memcached: Memcached | str,
+) -> None:
+    """The reply is parsed by the lengths memcached gives: values holding the protocol's
+    own line endings and END, and values larger than one read, come back exactly."""
+    from shop._compat.aiomcache import Client
+
+    host, _, port = memcached_url(memcached).rpartition(":")
+    client = Client(host, int(port), pool_size=2)
+    values = {
+        b"k_tricky": b"VALUE x 0 3\r\nEND\r\n\r\n",
+        b"k_big": bytes(range(256)) * 2000,  # 512 KB: several reads
+        b"k_empty": b"",
+        b"k_plain": b"7:12",
+    }
+    try:
+        for key, value in values.items():
+            await client.set(key, value)
+
+        got = await client.get_values(*values, b"k_absent")
+        held, tokens = await client.gets_values(*values)
+
+        assert got == values
+        assert held == values and set(tokens) == set(values)
+        assert all(isinstance(token, int) for token in tokens.values())
+    finally:
+        await client.close()

@@ -15,6 +15,8 @@ checks that those internals still look the way this module expects.
 3. At EOF the reply loop spun without yielding (a memcached dying mid-command
    froze the event loop); `Client._execute_simple_command` raises instead.
    ``incr`` of a missing counter raised instead of answering ``None``.
+4. A multi-key ``get`` parsed its reply with two awaits per value;
+   `Client._values` parses what has arrived in one pass.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Client(aiomcache.Client):
     @acquire
     async def get_values(self, conn: Connection, *keys: bytes) -> dict[bytes, bytes]:
         """One ``get`` (without CAS, unlike aiomcache's multi_get) of several keys."""
-        values, _ = await self._multi_get(conn, *keys, with_cas=False)
+        values, _ = await self._values(conn, b"get ", keys)
         return values
 
     @acquire
@@ -84,7 +86,60 @@ class Client(aiomcache.Client):
     ) -> tuple[dict[bytes, bytes], dict[bytes, int]]:
         """One ``gets`` of several keys: their values and CAS tokens (aiomcache's
         ``gets`` takes one key)."""
-        return await self._multi_get(conn, *keys, with_cas=True)
+        return await self._values(conn, b"gets ", keys)
+
+    async def _values(
+        self, conn: Connection, command: bytes, keys: tuple[bytes, ...]
+    ) -> tuple[dict[bytes, bytes], dict[bytes, int]]:
+        """Send ``command`` for ``keys`` and parse the reply (4).
+
+        aiomcache's ``_multi_get`` awaits a ``readline`` and a ``readexactly``
+        per value: a cached list page with its twenty stock figures cost forty
+        awaits and a fifth of the request's CPU. This reads what has arrived
+        and walks it by the lengths the ``VALUE`` lines give (a value may hold
+        any bytes, ``END\\r\\n`` included), reading more only when a value is
+        cut off. Same checks: valid unique keys, no flags, nothing after ``END``.
+        """
+        if not keys:
+            return {}, {}
+        for key in keys:
+            self._validate_key(key)
+        if len(set(keys)) != len(keys):
+            raise ClientException("duplicate keys passed to multi_get")
+        conn.writer.write(command + b" ".join(keys) + b"\r\n")
+        reader = conn.reader
+        buffer, at = b"", 0
+        values: dict[bytes, bytes] = {}
+        tokens: dict[bytes, int] = {}
+        while True:
+            eol = buffer.find(b"\r\n", at)
+            if eol >= 0:
+                line = buffer[at:eol]
+                if line == b"END":
+                    if eol + 2 != len(buffer):
+                        raise ClientException("data after END", buffer[eol + 2 :])
+                    if len(values) > len(keys):
+                        raise ClientException("received too many responses")
+                    return values, tokens
+                terms = line.split()
+                if len(terms) < 4 or terms[0] != b"VALUE":
+                    raise ClientException("get failed", line)
+                start = eol + 2
+                end = start + int(terms[3])
+                if end + 2 <= len(buffer):
+                    if terms[2] != b"0":
+                        raise ClientException("received flags without handler")
+                    if terms[1] in values:
+                        raise ClientException("duplicate results from server")
+                    values[terms[1]] = buffer[start:end]
+                    if len(terms) > 4:
+                        tokens[terms[1]] = int(terms[4])
+                    at = end + 2
+                    continue
+            chunk = await reader.read(65536)
+            if not chunk:  # EOF: the server went away mid-reply
+                raise ConnectionResetError("memcached closed the connection mid-reply")
+            buffer, at = buffer[at:] + chunk, 0
 
     async def _execute_simple_command(self, conn: Connection, raw_command: bytes) -> bytes:
         # aiomcache loops on readline() until a line ends with CRLF; at EOF
