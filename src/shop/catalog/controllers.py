@@ -24,7 +24,12 @@ from shop.accounts.security import requires_staff
 from shop.cache import PRODUCTS, Cache
 from shop.catalog import schemas, stock
 from shop.catalog.caching import Encoded, etag_matches
-from shop.catalog.reader import CatalogueReader, detail_lookup, serve_cached_list
+from shop.catalog.reader import (
+    CatalogueReader,
+    detail_lookup,
+    serve_cached_detail,
+    serve_cached_list,
+)
 from shop.catalog.services import ProductService, check_amount, check_text, invalid, to_schema
 from shop.errors import problem_responses
 from shop.pagination import (
@@ -138,6 +143,27 @@ async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | Non
     return _conditional(encoded, request.headers.get("if-none-match"))
 
 
+async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer a cached product detail before Litestar resolves the handler's arguments
+    and dependencies (as `serve_list_hit` does); a miss falls through to the handler.
+    The lookup was read with the caller's snapshot (`shop.prefetch`)."""
+    lookup = await prefetched(request, _detail_lookup)
+    if lookup is None:
+        return None
+    state = request.app.state
+    settings: Settings = state.settings
+    encoded = await serve_cached_detail(
+        state.cache,
+        state.engine,
+        settings.cache.products_ttl,
+        request.path_params["product_id"],
+        lookup,
+    )
+    if encoded is None:
+        return None
+    return _conditional(encoded, request.headers.get("if-none-match"))
+
+
 class ProductController(Controller):
     path = "/api/products"
     tags = ["products"]
@@ -229,6 +255,7 @@ class ProductController(Controller):
         "/{product_id:int}",
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
+        before_request=serve_detail_hit,
         opt={PREFETCH: _detail_lookup},
     )
     async def get_product(

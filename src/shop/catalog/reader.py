@@ -47,6 +47,7 @@ __all__ = [
     "decode_entry",
     "detail_lookup",
     "render_list",
+    "serve_cached_detail",
     "serve_cached_list",
 ]
 
@@ -224,17 +225,35 @@ class CatalogueReader:
             stocks = await stock.read(self.cache, self.engine, [product_id], self.ttl, lookup.more)
         if product_id not in stocks:  # gone since the entry was cached: cannot be archived
             raise ProductNotFound(product_id=product_id)
-        product = schemas.Product(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            price=row.price,
-            stock=stocks[product_id],
-            category=row.category,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-        return Encoded.of(_encoder.encode(product))
+        return _render_detail(row, stocks[product_id])
+
+
+async def serve_cached_detail(
+    cache: Cache, engine: AsyncEngine, ttl: int, product_id: int, lookup: Lookup
+) -> Encoded | None:
+    """The response to a product detail from a hit of ``lookup`` (None: not a hit): its
+    stock from the entry read with it (`shop.catalog.stock`)."""
+    row = _decode_row(lookup.value) if lookup.value is not None else None
+    if row is None:
+        return None
+    stocks = await stock.read(cache, engine, [product_id], ttl, lookup.more)
+    if product_id not in stocks:
+        return None  # the handler answers 404
+    return _render_detail(row, stocks[product_id])
+
+
+def _render_detail(row: schemas.CatalogueRow, in_stock: int) -> Encoded:
+    product = schemas.Product(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        price=row.price,
+        stock=in_stock,
+        category=row.category,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+    return Encoded.of(_encoder.encode(product))
 
 
 def _row(product: Product) -> schemas.CatalogueRow:
