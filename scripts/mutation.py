@@ -113,6 +113,7 @@ TARGETS: dict[str, Target] = {
         (
             "src/shop/cache/base.py",
             "src/shop/cache/memcached.py",
+            "src/shop/cache/versions.py",
             "src/shop/cache/replicas.py",
             "src/shop/cache/pending.py",
         ),

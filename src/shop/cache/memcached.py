@@ -2,38 +2,27 @@
 
 Reads. `lookup` usually costs one round trip: it asks for the version counter
 and the entry under the version it saw last, in one ``get``; only when the
-version moved does it need a second ``get``. The gets of one event-loop turn
-are shared (`_fetch`): one multi-key ``get`` per server, sent concurrently.
+version moved does it need a second ``get`` (`shop.cache.versions`). The gets
+of one event-loop turn are shared (`shop.cache.batch`): one multi-key ``get``
+per server, sent concurrently.
 
 Servers. Keys are spread by rendezvous hashing (`shop.cache.ring`); each
 server has its own connections, timeout and circuit breaker
 (`shop.cache.node`). A server that is down costs only its share of keys: they
 miss (reads) or are dropped (writes); nothing fails. Version counters are the
-exception: each lives on two servers (one when there is one), a read takes the
-highest value the answering copies hold, a bump increments every copy it can
-reach, and a copy found lower or missing is raised to the highest
-(compare-and-swap, so it never overshoots). So a namespace stays cacheable
-while one of its two servers is down, and a server that comes back, empty
-after a restart or still holding what it had before a partition, never brings
-back an old version: its copy is lower than the other's, or missing. When no
-copy is left anywhere, the counter is re-created from the clock
-(`base.initial_version`), above any value it held before.
+exception: each lives on two servers (`shop.cache.replicas`), so a namespace
+stays cacheable while one of them is down, and a server that comes back never
+brings back an old version.
 
-Every key on the wire, version counters included, starts with a prefix naming
-the database (`shop.identity`): shops sharing memcached never read each
-other's entries. Callers never see it. Until the prefix is known (PostgreSQL
-down at start-up) every call is skipped.
-
-Invalidations are not dropped like other writes. A version bump, a delete
-or a writer's `put_newer` that fails is remembered as pending
-(`shop.cache.pending`): until it has reached memcached, this instance treats
-that namespace (or key) as a miss, and a background task keeps retrying it,
-so stale entries stop being served as soon as memcached answers again. Known limits: another API instance that can still reach a server while
-this one cannot may serve entries older than a bump this instance failed to
-deliver, until the retry lands or the entries expire (300 s products, 60 s
-orders); and a counter whose two copies disagree (just after one came back,
-before a read raised it) could show the lower value if the higher copy's
-server failed in that moment.
+Every key on the wire starts with a prefix naming the database
+(`shop.cache.prefix`). A version bump, a delete or a writer's `put_newer`
+that fails is remembered (`shop.cache.pending`): this instance reads what it
+concerns as a miss until it has been delivered. Known limits: another API
+instance that can still reach a server while this one cannot may serve
+entries older than a bump this instance failed to deliver, until the retry
+lands or the entries expire (300 s products, 60 s orders); and a counter whose
+two copies disagree (just after one came back, before a read raised it) could
+show the lower value if the higher copy's server failed in that moment.
 """
 
 from __future__ import annotations
@@ -41,26 +30,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from shop._compat.aiomcache import Client
-from shop.cache import replicas, stamped_puts
+from shop.cache import stamped_puts
 from shop.cache.base import (
     Cache,
     CacheStats,
     KeyPrefix,
     Lookup,
-    initial_version,
     make_key,
     version_key,
 )
 from shop.cache.batch import Found, SharedGets
 from shop.cache.node import Node
 from shop.cache.pending import Pending
+from shop.cache.prefix import WirePrefix
 from shop.cache.ring import Ring
+from shop.cache.versions import Versions
 
 __all__ = ["MemcachedCache"]
 
@@ -74,7 +62,7 @@ _VERSION = version_key("")
 T = TypeVar("T")
 
 
-class MemcachedCache(Cache):
+class MemcachedCache(Versions, Cache):
     """memcached through aiomcache, plus the timeouts, circuit breakers and retries it lacks.
 
     ``host``/``port``: the first server; ``more_servers``: the others (see `of`).
@@ -106,15 +94,7 @@ class MemcachedCache(Cache):
         self._ring = Ring(nodes, [node.name for node in nodes])
         self._single = nodes[0] if len(nodes) == 1 else None
         """The server, when there is one: no routing, no replica merging."""
-        self._prefix: bytes | None = None
-        """Put in front of every key on the wire; None until known (every call skipped)."""
-        self._prefix_source: Callable[[], Awaitable[str]] | None = None
-        self._prefix_tried = -math.inf
-        self._prefix_reading = False
-        if isinstance(key_prefix, str):
-            self._prefix = key_prefix.encode()
-        else:
-            self._prefix_source = key_prefix
+        self._keys = WirePrefix(key_prefix, self.stats)
         self._last_version: dict[str, int] = {}
         self._pending = Pending()
         self._retry_task: asyncio.Task[None] | None = None
@@ -162,41 +142,14 @@ class MemcachedCache(Cache):
         """``host:port`` of each server whose circuit is open."""
         return [node.name for node in self._ring.nodes if not node.healthy]
 
-    # -- the key prefix --------------------------------------------------------------
+    # -- keys on the wire ------------------------------------------------------------
 
     async def _ready(self) -> bool:
-        """Whether calls may go out: the key prefix is known (else the call is skipped)."""
-        if self._prefix is not None or await self._read_prefix():
-            return True
-        self.stats.skipped += 1
-        return False
+        """Whether calls may go out: the key prefix is known (`shop.cache.prefix`)."""
+        return await self._keys.ready()
 
     def _wire(self, key: str) -> bytes:
-        assert self._prefix is not None  # `_ready` made sure
-        return self._prefix + key.encode()
-
-    async def _read_prefix(self) -> bool:
-        """Learn the key prefix (`shop.identity`); False while it cannot be read.
-
-        Until then every call is skipped: reads miss, and invalidations stay
-        pending (delivered with the prefix once it is known). One reader at a
-        time, at most once a second, so a PostgreSQL outage at start-up costs
-        requests nothing.
-        """
-        now = time.monotonic()
-        if self._prefix_source is None or self._prefix_reading or now - self._prefix_tried < 1.0:
-            return False
-        self._prefix_reading, self._prefix_tried = True, now
-        try:
-            async with asyncio.timeout(5):
-                prefix = await self._prefix_source()
-        except Exception as exc:
-            logger.warning("cache disabled until the database names its key prefix: %s", exc)
-            return False
-        finally:
-            self._prefix_reading = False
-        self._prefix = prefix.encode()
-        return True
+        return self._keys.wire(key)
 
     async def _on_owner(
         self,
@@ -207,7 +160,7 @@ class MemcachedCache(Cache):
         force: bool = False,
     ) -> tuple[bool, T | None]:
         """``operation(client, wire_key)`` on the server holding ``key``."""
-        if self._prefix is None and not await self._ready():
+        if not await self._ready():
             return False, None
         node = self._single or self._ring.owner(key)
         wire = self._wire(key)
@@ -222,7 +175,7 @@ class MemcachedCache(Cache):
 
     async def _get_now(self, keys: list[str]) -> Found:
         """``keys`` from their servers, now: one ``get`` per server, concurrently."""
-        if self._prefix is None and not await self._ready():
+        if not await self._ready():
             return {}
         wire = self._wire
         if self._single is not None:
@@ -261,25 +214,6 @@ class MemcachedCache(Cache):
     async def _get_on(node: Node, keys: list[bytes]) -> dict[bytes, bytes] | None:
         ok, values = await node.call("get", lambda: node.client.get_values(*keys))
         return values if ok else None
-
-    def _highest(self, name: str, copies: list[bytes | None]) -> bytes | None:
-        """The version a counter's answering copies agree on: the highest; raise the others."""
-        top, agreed = replicas.highest(copies)
-        if top is None:
-            return None
-        if not agreed:  # a copy that did not answer waits for its turn
-            self._repair(name, top)
-        return str(top).encode()
-
-    def _repair(self, name: str, highest: int) -> None:
-        """Raise every copy of counter ``name`` below ``highest`` to it, in the background."""
-        running = self._repairs.get(name)
-        if running is not None and not running.done():
-            return
-        self._repairs[name] = asyncio.get_running_loop().create_task(self._raise(name, highest))
-
-    async def _raise(self, name: str, highest: int) -> None:
-        await replicas.raise_copies(self._ring.replicas(name), self._wire(name), highest)
 
     # -- plain keys ----------------------------------------------------------------
 
@@ -343,21 +277,11 @@ class MemcachedCache(Cache):
         """The keys of ``entries`` not delivered."""
         if not entries:
             return []
-        if self._prefix is None and not await self._ready():
+        if not await self._ready():
             return list(entries)
-        groups: dict[Node, dict[str, tuple[int, bytes]]] = {}
-        for key, entry in entries.items():
-            node = self._single or self._ring.owner(key)
-            groups.setdefault(node, {})[key] = entry
-        missed = await asyncio.gather(
-            *(
-                stamped_puts.put_on(
-                    node, {self._wire(key): key for key in group}, group, ttl, force
-                )
-                for node, group in groups.items()
-            )
+        return await stamped_puts.put_all(
+            entries, ttl, force, lambda key: self._single or self._ring.owner(key), self._wire
         )
-        return [key for keys in missed for key in keys]
 
     async def _delete_now(self, key: str) -> bool:
         ok, _ = await self._on_owner(key, "delete", lambda c, k: c.delete(k))
@@ -375,46 +299,7 @@ class MemcachedCache(Cache):
         else:
             self.stats.hits += 1
 
-    # -- versions ------------------------------------------------------------------
-
-    async def version(self, namespace: str) -> int:
-        if not await self._settled(self._pending.bumps, namespace):
-            return 0
-        return await self._current_version(namespace) or 0
-
-    async def _current_version(self, namespace: str) -> int | None:
-        name = version_key(namespace)
-        found = await self._get_now([name])
-        if name not in found:
-            return None
-        raw = found[name]
-        if raw is None:
-            # First use (or every copy is gone): create the counter. If another
-            # instance created it first, `add` fails and we read theirs.
-            initial = initial_version(self._last_version.get(namespace, 0))
-            if not await self._add_counter(name, initial):
-                found = await self._get_now([name])
-                raw = found.get(name)
-                if raw is None:
-                    return None
-            else:
-                raw = str(initial).encode()
-        return self._parse_version(namespace, raw)
-
-    async def _add_counter(self, name: str, initial: int) -> bool:
-        """``add`` the counter on each of its servers; True when every one took this value."""
-        if self._prefix is None and not await self._ready():
-            return False
-        return await replicas.add_everywhere(self._ring.replicas(name), self._wire(name), initial)
-
-    def _parse_version(self, namespace: str, raw: bytes) -> int | None:
-        if not raw.isdigit():
-            self.stats.errors += 1
-            logger.warning("memcached holds a version of %s that is no number: %r", namespace, raw)
-            return None
-        version = int(raw)
-        self._last_version[namespace] = version
-        return version
+    # -- lookups under a namespace's version -----------------------------------------
 
     async def lookup(self, namespace: str, suffix: str, more: Sequence[str] = ()) -> Lookup:
         if not await self._settled(self._pending.bumps, namespace):
@@ -479,56 +364,6 @@ class MemcachedCache(Cache):
         value = found.get(key)
         self._count(value)
         return Lookup(key, value, self._pick(more, found))
-
-    async def bump(self, namespace: str) -> None:
-        """Bump ``namespace``'s version; shared by the callers of one event-loop turn.
-
-        Under a burst of orders several requests of a worker commit in the same
-        turn and each would send its own ``incr``. The first caller lets the
-        loop run one turn, so the others join, then sends one ``incr`` for all:
-        every caller committed before asking, so one increment sent afterwards
-        invalidates what each of them wrote. A caller arriving once that
-        ``incr`` may be on the wire starts a new one. Should the shared ``incr``
-        fail or be cut off, the bump stays pending (reads of the namespace miss
-        until it lands), exactly as for one caller.
-        """
-        self.stats.bumps += 1
-        shared = self._bumps.get(namespace)
-        if shared is not None:
-            await asyncio.shield(shared)
-            return
-        done = self._bumps[namespace] = asyncio.get_running_loop().create_future()
-        delivered = False
-        try:
-            try:
-                await asyncio.sleep(0)  # the other bumps of this turn join this one
-            finally:
-                self._bumps.pop(namespace, None)  # from here on, this incr may be on its way
-            delivered = await self._incr(namespace)
-        finally:
-            if not delivered:
-                self._pending.bump(namespace)
-                self._start_retrying()
-            done.set_result(None)
-
-    async def _incr(self, namespace: str, *, force: bool = True) -> bool:
-        """Increment every reachable copy of the counter; True when one moved.
-
-        A copy on a server whose circuit is open is left out while another can
-        be asked (a bump must not pay a dead server's timeout each time). A
-        copy that was left out or failed is lower than the one that moved when
-        it answers again; reads take the highest copy and raise the others.
-        """
-        if self._prefix is None and not await self._ready():
-            return False
-        name = version_key(namespace)
-        copies = self._ring.replicas(name)
-        targets = [node for node in copies if node.may_call()] or (list(copies) if force else [])
-        if not targets:
-            return False
-        wire = self._wire(name)
-        moved = await asyncio.gather(*(replicas.incr_on(node, wire, force) for node in targets))
-        return any(moved)
 
     # -- pending invalidations -------------------------------------------------------
 

@@ -11,16 +11,38 @@ decides what to do with the keys not delivered.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 
 from shop.cache.base import stamped, unstamp
 from shop.cache.node import Node
 
-__all__ = ["CAS_ATTEMPTS", "put_on"]
+__all__ = ["CAS_ATTEMPTS", "put_all", "put_on"]
 
 CAS_ATTEMPTS = 3
 """Rounds of ``gets`` then ``add``/``cas`` before the entry is left undelivered."""
 
 Entries = dict[str, tuple[int, bytes]]
+
+
+async def put_all(
+    entries: Mapping[str, tuple[int, bytes]],
+    ttl: int,
+    force: bool,
+    owner: Callable[[str], Node],
+    wire: Callable[[str], bytes],
+) -> list[str]:
+    """``entries`` on the servers that hold them (``owner``), concurrently; the keys
+    not delivered."""
+    groups: dict[Node, Entries] = {}
+    for key, entry in entries.items():
+        groups.setdefault(owner(key), {})[key] = entry
+    missed = await asyncio.gather(
+        *(
+            put_on(node, {wire(key): key for key in group}, group, ttl, force)
+            for node, group in groups.items()
+        )
+    )
+    return [key for keys in missed for key in keys]
 
 
 async def put_on(
