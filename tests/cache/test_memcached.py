@@ -484,14 +484,19 @@ async def test_concurrent_put_newer_of_one_key_leaves_the_newest(
 ) -> None:
     """Writers racing on one key (adds and compare-and-sets that lose) end on the top stamp."""
     caches = [connect(memcached_url(memcached), timeout=1.0) for _ in range(4)]
-    stamps = list(range(1, 41))
-    await asyncio.gather(
-        *(
-            caches[n % 4].put_newer({"stock_race": (stamp, b"%d" % stamp)}, 60)
-            for n, stamp in enumerate(reversed(stamps))
+    for order, key in ((range(1, 41), "stock_race_up"), (range(40, 0, -1), "stock_race_down")):
+        # Rising: the first add wins and the later, newer puts lose races and retry.
+        await asyncio.gather(
+            *(
+                caches[n % 4].put_newer({key: (stamp, b"%d" % stamp)}, 60)
+                for n, stamp in enumerate(order)
+            )
         )
-    )
-    assert unstamp(await caches[0].get("stock_race")) == (40, b"40")
+        for _ in range(100):  # a put that lost every round waits (read as a miss) and is retried
+            if not any(cache.pending.puts for cache in caches):
+                break
+            await asyncio.sleep(0.05)
+        assert unstamp(await caches[0].get(key)) == (40, b"40")
     for cache in caches:
         await cache.close()
 
@@ -547,3 +552,53 @@ async def test_a_multi_key_get_returns_every_value_whatever_bytes_and_size_it_ho
         assert all(isinstance(token, int) for token in tokens.values())
     finally:
         await client.close()
+
+
+async def test_a_newer_put_delivered_supersedes_an_older_one_still_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two writes of one key fail in a row: the newer waits. A still newer one that is
+    delivered ends the wait: the key is read again at once, with its figure."""
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)  # no background delivery
+    server = Memcached().start()
+    try:
+        cache = connect(server.url, circuit_seconds=0)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        await cache.put_newer({"stock_1": (2, b"4")}, 60)
+        await cache.put_newer({"stock_1": (3, b"3")}, 60)  # replaces the waiting one
+        assert cache.pending.puts["stock_1"][:2] == (3, b"3")
+        server.process.send_signal(signal.SIGCONT)
+
+        await cache.put_newer({"stock_1": (4, b"2")}, 60)
+
+        assert "stock_1" not in cache.pending.puts
+        assert await cache.get_many("stock_1") == [stamped(4, b"2")]
+        await cache.close()
+    finally:
+        server.process and server.process.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+async def test_a_writers_stock_figure_memcached_missed_is_never_read_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`stock.publish` without ``fill`` is a writer's: undelivered, it keeps the key a
+    miss on this instance, so the figure memcached still holds is not served."""
+    from shop.catalog import stock
+
+    monkeypatch.setattr(memcached_module, "_RETRY_EVERY", 60.0)  # no background delivery
+    server = Memcached().start()
+    try:
+        cache = connect(server.url, circuit_seconds=0)
+        await stock.publish(cache, [stock.Stock(7, 5, 1)], ttl=60)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        await stock.publish(cache, [stock.Stock(7, 4, 2)], ttl=60)  # an order's figure
+        server.process.send_signal(signal.SIGCONT)
+
+        assert await cache.get_many(stock.stock_key(7)) == [None]  # not the old 5
+        await cache.close()
+    finally:
+        server.process and server.process.send_signal(signal.SIGCONT)
+        server.stop()
