@@ -199,12 +199,14 @@ async def test_a_cached_detail_shows_its_products_as_they_are_now(
 
     edited = await client.patch(
         f"/api/products/{product.id}/",
-        json={"description": "now with a lid"},
+        json={"description": "now with a lid", "stock": 20},
         headers=auth_headers(settings, staff),
     )
     assert edited.status_code == 200
-    after = await shown()
+    after = await shown()  # built again: the edit moved the orders' version
     assert after["updated_at"] == edited.json()["updated_at"]
+    assert after["stock"] == 20
+    assert (await shown())["stock"] == 20  # a hit: the figure the edit published
     assert after["description"] == "A fine product"  # what was bought: the snapshot at purchase
 
 
