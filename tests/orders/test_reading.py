@@ -82,13 +82,17 @@ async def test_a_cache_entry_too_short_to_be_ours_is_a_miss(
     cache: Cache = app.state.cache
     found = await cache.lookup(ORDERS, str(order_id))
     assert found.key is not None
-    # Just an owner id and no body (a foreign or truncated value under our key).
-    await cache.set(found.key, owner.id.to_bytes(8, "big"), 60)
+    # Just an owner id and no body, or an owner id and bytes that are no order (a
+    # foreign, truncated or older-format value under our key).
+    for junk in (b"", b"\xc1 not msgpack", b"\x93\x01\x02\x03"):
+        await cache.set(found.key, owner.id.to_bytes(8, "big") + junk, 60)
 
-    response = await client.get(f"/api/orders/{order_id}/", headers=auth_headers(settings, owner))
+        response = await client.get(
+            f"/api/orders/{order_id}/", headers=auth_headers(settings, owner)
+        )
 
-    assert response.status_code == 200
-    assert response.json()["id"] == order_id  # read from PostgreSQL, not an empty body
+        assert response.status_code == 200
+        assert response.json()["id"] == order_id  # read from PostgreSQL, not the junk
 
 
 async def test_detail_without_the_routes_lookup_reads_and_fills_the_cache_itself(
