@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -354,3 +355,22 @@ async def test_admin_list_accepts_naive_dates_as_utc(
     )
 
     assert response.status_code == 200
+
+
+async def test_concurrent_misses_of_one_order_all_get_it(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    """Eight reads of an order nobody cached yet: one builds it, the others take its result
+    (`shop.reads`), and every one gets the whole order, its stock as it is now."""
+    owner = await make_user(db)
+    product = await make_product(db, stock=5)
+    order_id = (await place_order(client, settings, owner, (product.id, 2))).json()["id"]
+    headers = auth_headers(settings, owner)
+
+    responses = await asyncio.gather(
+        *(client.get(f"/api/orders/{order_id}/", headers=headers) for _ in range(8))
+    )
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.content for r in responses}) == 1
+    assert responses[0].json()["order_items"][0]["product"]["stock"] == 3
