@@ -92,7 +92,7 @@ class ProductService:
 
     @functools.cached_property
     def products(self) -> ProductRepository:
-        # Built on first use: a cache hit never needs it.
+        # Built on first use: the console's dashboard only counts stock through it.
         return ProductRepository(session=self.session, auto_refresh=False)
 
     # -- writes (staff) ----------------------------------------------------------------
