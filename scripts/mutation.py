@@ -79,7 +79,7 @@ TARGETS: dict[str, Target] = {
     "invoice-numbers": Target(
         ("src/shop/orders/invoices.py",),
         ("tests/orders/test_invoices.py",),
-        frozenset({"invoice_for", "issue_invoice", "format_number", "_fonts"}),
+        frozenset({"invoice_for", "issue_invoice", "mail_invoice"}),
     ),
     "order-reading": Target(
         ("src/shop/orders/reader.py",),

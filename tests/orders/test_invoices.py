@@ -17,9 +17,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shop.orders.invoices import InvoiceDocument, InvoiceLine, issue_invoice, render_invoice_pdf
+from shop.orders.invoice_repository import InvoiceIssuing, InvoiceSource
+from shop.orders.invoices import (
+    InvoiceDocument,
+    InvoiceLine,
+    issue_invoice,
+    mail_invoice,
+    render_invoice_pdf,
+)
 from shop.orders.models import Invoice, Order
 from shop.settings import Settings
 from tests.conftest import make_settings, memcached_url
@@ -38,7 +45,8 @@ def pdf_text(pdf: bytes) -> str:
 
 
 async def stored_invoice(db: AsyncSession, order_id: int) -> Invoice | None:
-    query = select(Invoice).where(Invoice.order_id == order_id)
+    """The order's invoice once its PDF is stored (it is numbered a moment before)."""
+    query = select(Invoice).where(Invoice.order_id == order_id, Invoice.pdf.is_not(None))
     invoice: Invoice | None = await db.scalar(query.execution_options(populate_existing=True))
     return invoice
 
@@ -151,7 +159,7 @@ async def test_twenty_concurrent_orders_get_twenty_consecutive_numbers(
 
 
 async def test_numbers_stay_consecutive_with_order_id_gaps_and_out_of_order_issuing(
-    db: AsyncSession, session_maker: Any, settings: Settings
+    db: AsyncSession, session_maker: Any, engine: AsyncEngine, settings: Settings
 ) -> None:
     customer = await make_user(db)
     first = await make_order(db, customer, with_invoice_job=False)
@@ -165,14 +173,14 @@ async def test_numbers_stay_consecutive_with_order_id_gaps_and_out_of_order_issu
     assert second.id - first.id == 2  # the gap is really there
 
     # Invoices are issued in another order than the orders were placed (as the job
-    # queue may run them), each in its own transaction like the invoice job.
+    # queue may run them), each on an autocommit connection like the invoice job.
     issued: list[tuple[int, str]] = []
     for order in (third, first, second):
-        async with session_maker() as session:
-            invoice = await issue_invoice(session, order.id, settings.jobs)
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            invoice = await issue_invoice(connection, order.id, settings.jobs)
             assert invoice is not None
             issued.append((order.id, invoice.number))
-            await session.commit()
 
     year = datetime.now(UTC).year
     assert issued == [
@@ -204,6 +212,73 @@ async def test_running_the_job_twice_keeps_one_invoice_and_one_number(
     assert [(i.order_id, i.number, i.pdf) for i in invoices] == [
         (order.id, first.number, first.pdf)
     ]
+
+
+async def number_only(engine: AsyncEngine, order_id: int) -> InvoiceSource:
+    """What a job that died between numbering and storing the PDF leaves behind."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        source = await InvoiceIssuing(connection).number(order_id)
+    assert source is not None
+    assert not source.rendered
+    return source
+
+
+async def test_an_invoice_numbered_but_not_rendered_is_not_ready_until_its_job_runs_again(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, settings: Settings
+) -> None:
+    owner = await make_user(db)
+    order = await make_order(db, owner, [("Desk lamp", "24.50", 1)], with_invoice_job=False)
+    next_order = await make_order(db, owner, with_invoice_job=False)
+    source = await number_only(engine, order.id)
+    url = f"/api/orders/{order.id}/invoice/"
+
+    response = await client.get(url, headers=auth_headers(settings, owner))
+
+    assert response.status_code == 404
+    assert "not been generated yet" in response.json()["detail"]
+    assert response.headers["retry-after"] == "5"
+
+    # The job runs again (its worker died): it renders the number it took, no new one.
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        again = await issue_invoice(connection, order.id, settings.jobs)
+        following = await issue_invoice(connection, next_order.id, settings.jobs)
+    assert again is not None and following is not None
+    assert again.number == source.number
+    assert int(following.number[-6:]) == int(source.number[-6:]) + 1
+    response = await client.get(url, headers=auth_headers(settings, owner))
+    assert response.status_code == 200
+    text = pdf_text(response.content)
+    assert source.number in text
+    assert f"Invoice date: {source.issued_at.astimezone(UTC).date().isoformat()}" in text
+    assert "Desk lamp 1 24.50 24.50" in text
+
+
+async def test_an_invoice_waiting_for_its_pdf_is_not_mailed(
+    db: AsyncSession,
+    engine: AsyncEngine,
+    postgres_url: str,
+    memcached: Any,
+    smtp_server: tuple[str, CollectingHandler],
+) -> None:
+    smtp_url, handler = smtp_server
+    settings = make_settings(postgres_url, memcached_url(memcached), SMTP_URL=smtp_url)
+    order = await make_order(db, await make_user(db), with_invoice_job=False)
+    await number_only(engine, order.id)
+
+    async with engine.connect() as connection:
+        session = AsyncSession(bind=connection)
+        await mail_invoice(session, settings.jobs, order.id)
+        await session.commit()
+
+    assert handler.messages == []
+    invoice = await db.scalar(
+        select(Invoice)
+        .where(Invoice.order_id == order.id)
+        .execution_options(populate_existing=True)
+    )
+    assert invoice is not None and invoice.pdf is None and invoice.emailed_at is None
 
 
 def test_long_orders_break_across_pages_with_the_total_on_the_last() -> None:

@@ -1,20 +1,23 @@
 """PDF invoices: a gap-free number per year, a reportlab rendering, storage in PostgreSQL, e-mail.
 
 The invoice job (``orders:generate_invoice``, deferred by the checkout
-statement itself, `shop.orders.repositories`, in the order's transaction) runs `issue_invoice` and then `mail_invoice`, each in
-its own transaction, so a second run neither renumbers nor re-renders:
+statement itself, `shop.orders.stock`, in the order's transaction) runs `issue_invoice`
+and then `mail_invoice`, so a second run neither renumbers nor re-renders:
 
-* Numbers (``2026-000001``) come from ``invoice_counters``: an upsert that
-  increments the year's row and holds its row lock until the transaction that
-  stores the invoice commits. A rollback (a crash, or a concurrent run of the
-  same job losing the race on ``invoices.order_id``) rolls the increment back
-  too, so numbers have no gaps and no duplicates. The price is that invoice
-  creation is serialised per year, for the few milliseconds a rendering takes.
-* The e-mail is sent after the invoice committed and marked with
-  ``emailed_at``; a run that finds the invoice but no ``emailed_at`` only mails.
+* Numbers (``2026-000001``) come from ``invoice_counters``. One autocommit statement
+  increments the year's row and inserts the invoice row with that number and no PDF yet
+  (`InvoiceIssuing.number`): a failure (a crash, or a concurrent run of the same job losing
+  the race on ``invoices.order_id``) rolls both back, so numbers have no gaps and no
+  duplicates. The counter's row lock is held for that one statement, not through the
+  rendering: invoice creation is serialised per year for well under a millisecond.
+* The PDF is rendered with no lock held and stored on the row (`InvoiceIssuing.store`).
+  Until then the invoice is "not ready" to its downloads and its e-mail; a job that died in
+  between is run again, finds its number and renders it (the invoice's date is the row's).
+* The e-mail is sent after the PDF is stored and marked with ``emailed_at``; a run that
+  finds the invoice but no ``emailed_at`` only mails.
 
-The queries are `InvoiceRepository`'s (``orders/invoice_repository.py``); nothing here
-commits: the task (``orders/tasks.py``) owns each transaction.
+The queries are in ``orders/invoice_repository.py``; nothing here commits: the task
+(``orders/tasks.py``) owns each connection and transaction.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from shop.orders.invoice_pdf import (
     prepare_fonts,
     render_invoice_pdf,
 )
-from shop.orders.invoice_repository import InvoiceRepository
+from shop.orders.invoice_repository import InvoiceIssuing, InvoiceRepository, StoredInvoice
 from shop.orders.mailer import Attachment, send_mail
 from shop.orders.models import Invoice
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from shop.accounts.security import CurrentUser
     from shop.settings import JobSettings
@@ -82,7 +85,7 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
         raise OrderNotFound
     require_owner_or_staff(order[0], user)
     invoice = await invoices.get(order_id)
-    if invoice is None:
+    if invoice is None or invoice.pdf is None:
         imported_at, invoice_requested_at = order[1], order[2]
         if imported_at is not None and invoice_requested_at is None:
             # Not "try again later": nothing will make one unless an operator asks for it.
@@ -94,35 +97,29 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
 # --- numbering and storing -------------------------------------------------------------------
 
 
-def format_number(year: int, sequence: int) -> str:
-    return f"{year}-{sequence:06d}"
-
-
 async def issue_invoice(
-    session: AsyncSession, order_id: int, settings: JobSettings
-) -> Invoice | None:
-    """Number, render and insert the invoice of ``order_id`` unless it has one; the caller commits.
+    connection: AsyncConnection, order_id: int, settings: JobSettings
+) -> StoredInvoice | None:
+    """Number, render and store the invoice of ``order_id`` unless it has one.
 
-    Returns None when the order does not exist, the stored invoice when it has one, and
-    otherwise the new invoice (inserted with Core: the returned object is not in the session).
+    ``connection`` is in AUTOCOMMIT: each step commits on its own (see the module).
+    Returns None when the order does not exist, and otherwise the order's invoice as stored.
     Without ``SMTP_URL`` "mailing" is the job's log line, which cannot fail, so the invoice
-    is stored as mailed in the same transaction and `mail_invoice` has nothing left to do.
+    is stored as mailed and `mail_invoice` has nothing left to do.
     """
-    await prepare_fonts()  # before the counter's row lock is taken
-    invoices = InvoiceRepository(session)
-    issued_at = datetime.now(UTC)
-    source = await invoices.take_number(order_id, issued_at.year)
+    await prepare_fonts()  # once per process, in a thread: not on the event loop
+    issuing = InvoiceIssuing(connection)
+    source = await issuing.number(order_id)
     if source is None:
         return None
-    if source.sequence is None:
-        return await invoices.get(order_id)
-    number = format_number(issued_at.year, source.sequence)
+    if source.rendered:
+        return await issuing.stored(order_id)
     document = InvoiceDocument(
         shop_name=settings.shop_name,
         seller_address=settings.shop_address,
         currency=settings.currency,
-        number=number,
-        issued_on=issued_at.date(),
+        number=source.number,
+        issued_on=source.issued_at.astimezone(UTC).date(),
         order_id=order_id,
         order_date=source.created_at.date(),
         customer_name=source.username,
@@ -130,16 +127,11 @@ async def issue_invoice(
         lines=[InvoiceLine(*line) for line in source.lines],
         total=source.total_price,
     )
-    invoice = Invoice(
-        order_id=order_id,
-        number=number,
-        pdf=render_invoice_pdf(document),
-        emailed_at=None if settings.smtp_url else issued_at,
-    )
-    await invoices.add(
-        order_id=order_id, number=number, pdf=invoice.pdf, emailed_at=invoice.emailed_at
-    )
-    return invoice
+    pdf = render_invoice_pdf(document)
+    emailed_at = None if settings.smtp_url else datetime.now(UTC)
+    if await issuing.store(order_id, pdf, emailed_at):
+        return StoredInvoice(number=source.number, pdf=pdf, emailed_at=emailed_at)
+    return await issuing.stored(order_id)
 
 
 async def mail_invoice(session: AsyncSession, settings: JobSettings, order_id: int) -> None:

@@ -159,7 +159,8 @@ class Invoice(Base):
         ForeignKey("orders.id", ondelete="RESTRICT"), primary_key=True
     )
     number: Mapped[str] = mapped_column(String(32), unique=True)
-    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """None between the numbering and the storing of the rendering (see orders/invoices.py)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     emailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

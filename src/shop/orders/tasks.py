@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 import procrastinate
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
-from sqlalchemy.exc import IntegrityError
 
 from shop.jobs import HOUSEKEEPING_QUEUE, resources_of
 
@@ -61,33 +60,29 @@ async def warm_up() -> None:
     retry=procrastinate.RetryStrategy(max_attempts=8, exponential_wait=2),
 )
 async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> None:
-    """Render, store and e-mail the invoice of ``order_id`` (see orders/invoices.py)."""
+    """Number, render, store and e-mail the invoice of ``order_id`` (see orders/invoices.py)."""
     from shop.orders.invoices import issue_invoice, mail_invoice
 
     resources = resources_of(context)
+    settings = resources.settings.jobs
+    async with resources.engine.connect() as connection:
+        # Each statement its own transaction: the numbering commits before the rendering.
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        invoice = await issue_invoice(connection, order_id, settings)
+    if invoice is None:
+        logger.warning("invoice: order %s does not exist", order_id)
+        return
+    logger.info(
+        "invoice %s stored for order %s (%d bytes)%s",
+        invoice.number,
+        order_id,
+        len(invoice.pdf),
+        "" if settings.smtp_url else "; not e-mailed (no SMTP_URL)",
+    )
+    if invoice.emailed_at is not None:
+        return
     async with resources.session_maker() as session:
-        try:
-            invoice = await issue_invoice(session, order_id, resources.settings.jobs)
-            await session.commit()
-        except IntegrityError:
-            # A concurrent run of this job stored the invoice first; its number stands.
-            await session.rollback()
-            invoice = None
-        else:
-            if invoice is None:
-                logger.warning("invoice: order %s does not exist", order_id)
-                return
-            logger.info(
-                "invoice %s stored for order %s (%d bytes)%s",
-                invoice.number,
-                order_id,
-                len(invoice.pdf),
-                "" if resources.settings.jobs.smtp_url else "; not e-mailed (no SMTP_URL)",
-            )
-            if invoice.emailed_at is not None:
-                return
-    async with resources.session_maker() as session:
-        await mail_invoice(session, resources.settings.jobs, order_id)
+        await mail_invoice(session, settings, order_id)
         await session.commit()
 
 
