@@ -2,9 +2,10 @@
 
 J1: 5,000 orders with their invoice jobs are queued while no worker runs (in a database of
 their own on the bench's PostgreSQL, so the bench's running worker never sees them), then
-one ``shop worker`` at its default concurrency drains them. Reported: jobs/s (wall clock,
-from the worker's registration to the last job finished) and CPU ms per job (the worker process's
-user + system time over the jobs). Target: >= 300 jobs/s.
+one ``shop worker`` at its default concurrency (and its default ``JOB_CPU_PROCESSES``, the
+processes it renders PDFs in) drains them. Reported: jobs/s (wall clock, from the worker's
+registration to the last job finished) and CPU ms per job (user + system time of the worker
+and its CPU processes over the jobs). Target: >= 300 jobs/s.
 
 Then retention: the finished jobs are aged past ``JOB_RETENTION_DAYS`` and
 ``jobs:remove_finished_jobs`` runs on the same worker; the job tables' rows go back to
@@ -58,9 +59,27 @@ SELECT procrastinate_defer_jobs_v1(array_agg(ROW(
 """
 
 
-def _cpu_seconds(pid: int) -> float:
+def _own_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of the worker and of every process under it (its CPU pool)."""
+    total = _own_cpu_seconds(pid)
+    for child in _children(pid):
+        try:
+            total += _cpu_seconds(child)
+        except FileNotFoundError:  # ended meanwhile
+            continue
+    return total
 
 
 def _count(url: str, sql: str) -> int:

@@ -57,8 +57,9 @@ _.redoc  # ops/docs.py ApiIndex
 _.health  # ops/docs.py ApiIndex
 _.imported_password_hash  # accounts/models.py column (the Django import writes it in SQL)
 _.singleton  # identity.py column (one row)
-_.InvoiceCounter  # orders/models.py table (invoices.py updates it in SQL; Alembic checks it)
-_.last_number  # its column
+_.InvoiceCounter  # orders/models.py table (invoice_repository.py updates it in SQL; Alembic checks it)
+_.year  # its columns
+_.last_number
 _.CLOTHING  # catalog/models.py Category members: values clients send
 _.BOOKS
 _.HOME

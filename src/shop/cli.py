@@ -105,19 +105,25 @@ def worker(concurrency: int) -> None:
     """Run a Procrastinate worker; SIGTERM lets it finish its current jobs first."""
     from shop.jobs import run_worker
     from shop.ops.logging import configure_logging
-    from shop.tasks import bind_tasks, warm_up_worker
+    from shop.tasks import bind_tasks, warm_up_cpu_process, warm_up_worker
 
     settings = load_settings()
     bind_tasks()
     configure_logging(json_logs=settings.http.json_logs, debug=settings.debug)
+    running = run_worker(
+        settings,
+        concurrency=concurrency,
+        warm_up=warm_up_worker,
+        cpu_initializer=warm_up_cpu_process,
+    )
     try:
         # The API's event loop (uvicorn's loop="uvloop") for the worker too: a job is a
         # dozen socket round trips to PostgreSQL, which uvloop handles in C.
         import uvloop
     except ImportError:  # uvicorn[standard] installs it wherever it builds
-        asyncio.run(run_worker(settings, concurrency=concurrency, warm_up=warm_up_worker))
+        asyncio.run(running)
     else:
-        uvloop.run(run_worker(settings, concurrency=concurrency, warm_up=warm_up_worker))
+        uvloop.run(running)
 
 
 @main.group()

@@ -11,8 +11,9 @@ This module knows no domain. How the pieces fit:
   would look for it. Procrastinate has no asyncpg connector, so `ShopConnector` runs the
   ``defer_jobs`` query itself on a SQLAlchemy session (see ``_compat/procrastinate.py``).
 * Workers talk to PostgreSQL through psycopg's pool (`open_worker_app`). Tasks receive
-  `JobResources` (settings, engine, cache, http client) through Procrastinate's
-  ``additional_context`` and open their own sessions.
+  `JobResources` (settings, engine, cache, http client, and the `CpuPool` a task sends
+  its CPU-bound work to) through Procrastinate's ``additional_context`` and open their own
+  sessions.
 * `run_worker` outlives the database: when PostgreSQL goes away (a restart, a network cut)
   Procrastinate's worker stops; this loop logs, waits with backoff (1 s doubling to 30 s)
   and starts it again, until a signal says stop.
@@ -50,6 +51,7 @@ from shop._compat.procrastinate import (
     JOB_TO_DEFER_TYPE,
     forget_external_pool,
 )
+from shop.cpu import CpuPool
 from shop.job_failures import purge_orphans, record_failures
 
 if TYPE_CHECKING:
@@ -161,6 +163,8 @@ class JobResources:
     session_maker: async_sessionmaker[AsyncSession]
     cache: Cache
     http: httpx.AsyncClient
+    cpu: CpuPool
+    """Where a task runs CPU-bound work (`shop.cpu`); inline unless the worker made processes."""
 
 
 def resources_of(context: procrastinate.JobContext) -> JobResources:
@@ -170,9 +174,10 @@ def resources_of(context: procrastinate.JobContext) -> JobResources:
 
 @contextlib.asynccontextmanager
 async def open_worker_app(
-    settings: Settings,
+    settings: Settings, cpu: CpuPool | None = None
 ) -> AsyncIterator[tuple[procrastinate.App, JobResources]]:
-    """Open the queue connection and the task resources for a worker."""
+    """Open the queue connection and the task resources for a worker (``cpu``: its
+    processes for CPU-bound work; without, tasks run that work inline)."""
     from shop.cache import create_cache
     from shop.db import create_engine, create_session_maker
     from shop.identity import read_cache_key_prefix
@@ -198,6 +203,7 @@ async def open_worker_app(
                 session_maker=create_session_maker(engine),
                 cache=cache,
                 http=http,
+                cpu=cpu or CpuPool(),
             )
             await pool.open(wait=True, timeout=10.0)
             try:
@@ -226,14 +232,32 @@ async def run_worker(
     concurrency: int = 4,
     install_signal_handlers: bool = True,
     warm_up: Callable[[], Awaitable[None]] | None = None,
+    cpu_initializer: Callable[[], None] | None = None,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (it finishes its current jobs first) or cancellation.
 
     Losing the database does not end it: Procrastinate's worker stops when its listener,
     heartbeat or fetch fails; it is then started again after a backoff. ``warm_up`` (the
     domains' one-off preparations, given by the composition point) runs once before the
-    worker takes its first job, so that job does not wait for it.
+    worker takes its first job, so that job does not wait for it; ``cpu_initializer`` runs
+    once in each of the worker's ``JOB_CPU_PROCESSES`` processes (`shop.cpu`), which live as
+    long as the worker, across reconnections.
     """
+    cpu = CpuPool(settings.jobs.cpu_processes, cpu_initializer)
+    try:
+        await cpu.start()
+        await _run_until_stopped(settings, concurrency, install_signal_handlers, warm_up, cpu)
+    finally:
+        await asyncio.to_thread(cpu.close)
+
+
+async def _run_until_stopped(
+    settings: Settings,
+    concurrency: int,
+    install_signal_handlers: bool,
+    warm_up: Callable[[], Awaitable[None]] | None,
+    cpu: CpuPool,
+) -> None:
     if warm_up is not None:
         await warm_up()
     stop = asyncio.Event()
@@ -253,7 +277,7 @@ async def run_worker(
     try:
         while not stop.is_set():
             connected = asyncio.Event()
-            current = asyncio.create_task(_run_once(settings, concurrency, connected))
+            current = asyncio.create_task(_run_once(settings, concurrency, connected, cpu))
             try:
                 await current
                 problem = "the worker stopped (see the error above)"
@@ -278,8 +302,10 @@ async def run_worker(
                 loop.remove_signal_handler(signum)
 
 
-async def _run_once(settings: Settings, concurrency: int, connected: asyncio.Event) -> None:
-    async with open_worker_app(settings) as (job_app, resources):
+async def _run_once(
+    settings: Settings, concurrency: int, connected: asyncio.Event, cpu: CpuPool
+) -> None:
+    async with open_worker_app(settings, cpu) as (job_app, resources):
         connected.set()
         logger.info("worker: connected; running up to %d jobs at once", concurrency)
         await job_app.run_worker_async(

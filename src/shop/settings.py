@@ -217,6 +217,8 @@ class JobSettings:
     webhook_retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
     """Seconds before each retry of a failed webhook delivery; one entry per retry."""
     mail_from: str = "shop@localhost"
+    cpu_processes: int = 1
+    """Processes a worker renders invoices in, beside its event loop (`shop.cpu`); 0: inline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +366,7 @@ class Settings:
             stalled_after_seconds=_int(env, "JOB_STALLED_AFTER_SECONDS", 30, minimum=20),
             webhook_retry_delays=_delays(env, "WEBHOOK_RETRY_DELAYS", "10,60,300"),
             mail_from=env.get("MAIL_FROM", "").strip() or "shop@localhost",
+            cpu_processes=_int(env, "JOB_CPU_PROCESSES", 1, minimum=0),
         )
 
         http = HttpSettings(

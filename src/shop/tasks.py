@@ -15,7 +15,7 @@ from shop import jobs
 from shop.accounts import tasks as accounts_tasks
 from shop.orders import tasks as orders_tasks
 
-__all__ = ["BLUEPRINTS", "bind_tasks", "warm_up_worker"]
+__all__ = ["BLUEPRINTS", "bind_tasks", "warm_up_cpu_process", "warm_up_worker"]
 
 BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
     "orders": orders_tasks.bp,
@@ -33,3 +33,8 @@ def bind_tasks() -> procrastinate.App:
 async def warm_up_worker() -> None:
     """What a worker prepares once before its first job (``shop worker``, ``shop dev``)."""
     await orders_tasks.warm_up()
+
+
+def warm_up_cpu_process() -> None:
+    """What each of a worker's CPU processes (`shop.cpu`) prepares once, when it starts."""
+    orders_tasks.warm_up_process()

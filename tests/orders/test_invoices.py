@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import multiprocessing
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -19,6 +21,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shop.jobs import run_worker
 from shop.orders.invoice_repository import InvoiceIssuing, InvoiceSource
 from shop.orders.invoices import (
     InvoiceDocument,
@@ -29,6 +32,7 @@ from shop.orders.invoices import (
 )
 from shop.orders.models import Invoice, Order
 from shop.settings import Settings
+from shop.tasks import warm_up_cpu_process
 from tests.conftest import make_settings, memcached_url
 from tests.orders.jobs_support import eventually, jobs, make_order, running_worker
 from tests.support.factories import auth_headers, make_user
@@ -212,6 +216,35 @@ async def test_running_the_job_twice_keeps_one_invoice_and_one_number(
     assert [(i.order_id, i.number, i.pdf) for i in invoices] == [
         (order.id, first.number, first.pdf)
     ]
+
+
+async def test_the_production_worker_renders_invoices_in_its_cpu_process(
+    client: httpx.AsyncClient, db: AsyncSession, postgres_url: str, memcached: Any
+) -> None:
+    settings = make_settings(postgres_url, memcached_url(memcached), JOB_CPU_PROCESSES="1")
+    customer = await make_user(db, username="Пётр")
+    order = await make_order(db, customer, [("Самовар", "89.00", 2)])
+    before = set(multiprocessing.active_children())
+
+    # `shop worker`'s loop: its render process starts with it and loads the font there.
+    worker = asyncio.create_task(
+        run_worker(settings, install_signal_handlers=False, cpu_initializer=warm_up_cpu_process)
+    )
+    try:
+        await eventually(lambda: stored_invoice(db, order.id))
+        renderers = set(multiprocessing.active_children()) - before
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+    assert len(renderers) == 1
+    assert not any(process.is_alive() for process in renderers)  # stopped with the worker
+    response = await client.get(
+        f"/api/orders/{order.id}/invoice/", headers=auth_headers(settings, customer)
+    )
+    text = pdf_text(response.content)
+    assert "Пётр" in text and "Самовар 2 89.00 178.00" in text
 
 
 async def number_only(engine: AsyncEngine, order_id: int) -> InvoiceSource:

@@ -26,6 +26,7 @@ and the full table metadata (Alembic). They may import anything; nothing platfor
 PLATFORM = (
     "shop._compat",
     "shop.cache",
+    "shop.cpu",
     "shop.db",
     "shop.errors",
     "shop.identity",

@@ -124,7 +124,6 @@ _TO_MAIL = (
     select(Invoice.number, Invoice.pdf, Invoice.emailed_at, User.email)
     .join(Order, Order.id == Invoice.order_id)
     .join(User, User.id == Order.user_id)
-    .where(Invoice.pdf.is_not(None))
     .with_for_update(of=Invoice)
 )
 
@@ -198,7 +197,9 @@ class InvoiceRepository:
         row = (
             await self.session.execute(_TO_MAIL.where(Invoice.order_id == order_id))
         ).one_or_none()
-        return None if row is None else (row[0], row[1], row[2], row[3])
+        if row is None or row[1] is None:
+            return None
+        return (row[0], row[1], row[2], row[3])
 
     async def mark_emailed(self, order_id: int, at: datetime) -> None:
         await self.session.execute(

@@ -37,12 +37,12 @@ from shop.orders.invoice_pdf import (
 )
 from shop.orders.invoice_repository import InvoiceIssuing, InvoiceRepository, StoredInvoice
 from shop.orders.mailer import Attachment, send_mail
-from shop.orders.models import Invoice
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from shop.accounts.security import CurrentUser
+    from shop.cpu import CpuPool
     from shop.settings import JobSettings
 
 __all__ = [
@@ -73,11 +73,11 @@ class ImportedOrderHasNoInvoice(NotFound):
     """This order was imported from the previous (Django) shop, which kept no invoices; none has been issued for it."""
 
 
-def invoice_filename(invoice: Invoice) -> str:
+def invoice_filename(invoice: StoredInvoice) -> str:
     return f"invoice-{invoice.number}.pdf"
 
 
-async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -> Invoice:
+async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -> StoredInvoice:
     """The invoice of an order its owner or a staff member asks for; anyone else learns nothing."""
     invoices = InvoiceRepository(session)
     order = await invoices.access(order_id)
@@ -91,23 +91,25 @@ async def invoice_for(session: AsyncSession, order_id: int, user: CurrentUser) -
             # Not "try again later": nothing will make one unless an operator asks for it.
             raise ImportedOrderHasNoInvoice
         raise InvoiceNotReady
-    return invoice
+    return StoredInvoice(number=invoice.number, pdf=invoice.pdf, emailed_at=invoice.emailed_at)
 
 
 # --- numbering and storing -------------------------------------------------------------------
 
 
 async def issue_invoice(
-    connection: AsyncConnection, order_id: int, settings: JobSettings
+    connection: AsyncConnection, order_id: int, settings: JobSettings, cpu: CpuPool | None = None
 ) -> StoredInvoice | None:
     """Number, render and store the invoice of ``order_id`` unless it has one.
 
-    ``connection`` is in AUTOCOMMIT: each step commits on its own (see the module).
+    ``connection`` is in AUTOCOMMIT: each step commits on its own (see the module). The PDF
+    is rendered in one of ``cpu``'s processes (the worker's), inline without one.
     Returns None when the order does not exist, and otherwise the order's invoice as stored.
     Without ``SMTP_URL`` "mailing" is the job's log line, which cannot fail, so the invoice
     is stored as mailed and `mail_invoice` has nothing left to do.
     """
-    await prepare_fonts()  # once per process, in a thread: not on the event loop
+    if not (cpu and cpu.processes):
+        await prepare_fonts()  # rendered here: once per process, in a thread, off the loop
     issuing = InvoiceIssuing(connection)
     source = await issuing.number(order_id)
     if source is None:
@@ -127,7 +129,7 @@ async def issue_invoice(
         lines=[InvoiceLine(*line) for line in source.lines],
         total=source.total_price,
     )
-    pdf = render_invoice_pdf(document)
+    pdf = await cpu.run(render_invoice_pdf, document) if cpu else render_invoice_pdf(document)
     emailed_at = None if settings.smtp_url else datetime.now(UTC)
     if await issuing.store(order_id, pdf, emailed_at):
         return StoredInvoice(number=source.number, pdf=pdf, emailed_at=emailed_at)

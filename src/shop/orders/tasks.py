@@ -52,6 +52,13 @@ async def warm_up() -> None:
     await prepare_fonts()
 
 
+def warm_up_process() -> None:
+    """The same in a process of the worker's CPU pool, where invoices are rendered."""
+    from shop.orders.invoice_pdf import unicode_font
+
+    unicode_font()
+
+
 @bp.task(
     name="generate_invoice",
     pass_context=True,
@@ -68,7 +75,7 @@ async def generate_invoice(context: procrastinate.JobContext, order_id: int) -> 
     async with resources.engine.connect() as connection:
         # Each statement its own transaction: the numbering commits before the rendering.
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        invoice = await issue_invoice(connection, order_id, settings)
+        invoice = await issue_invoice(connection, order_id, settings, resources.cpu)
     if invoice is None:
         logger.warning("invoice: order %s does not exist", order_id)
         return
