@@ -13,7 +13,8 @@ Every list (products, own orders, admin orders, webhook deliveries) answers
   through one host name is never served with another's links.
 * ``count`` is exact while at most ``LIST_EXACT_COUNT_MAX`` rows match (default
   1,000, fifty pages): counting stops at that many rows plus one (`count_rows`), so it
-  never scans a big table. Beyond it, ``count`` is PostgreSQL's estimate for
+  never scans a big table. The capped count is a column of the page's own
+  statement (`with_capped_count`): page and count cost one round trip. Beyond it, ``count`` is PostgreSQL's estimate for
   the same query (its planner's row estimate, the ``EXPLAIN`` figure) and the
   envelope adds ``"count_is_estimate": true``.
 
@@ -42,6 +43,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from shop.errors import InvalidInput, NotFound
 from shop.schemas import Page
@@ -58,6 +61,7 @@ __all__ = [
     "ListPage",
     "PageNumber",
     "Window",
+    "capped_count",
     "count_rows",
     "encode_list",
     "from_page",
@@ -67,6 +71,7 @@ __all__ = [
     "page_number",
     "refuse_repeated",
     "window",
+    "with_capped_count",
 ]
 
 PAGE_SIZE = 20
@@ -271,9 +276,14 @@ def encode_list(
 
 
 class Explain(Executable, ClauseElement):
-    """``EXPLAIN (FORMAT JSON) <select>``, compiled by SQLAlchemy with bound parameters."""
+    """``EXPLAIN (FORMAT JSON) <select>``, compiled by SQLAlchemy with bound parameters.
 
-    inherit_cache = False
+    Cacheable like the statement it wraps (its cache key is the statement's), so an
+    estimated count compiles its SQL once per shape, not once per request.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
@@ -284,18 +294,38 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
+def capped_count(rows: Select[Any], threshold: int) -> ScalarSelect[int]:
+    """How many rows ``rows`` selects, counting no further than ``threshold + 1``.
+
+    A scalar subquery: added as a column to the page's own statement
+    (`with_capped_count`), the count rides along with the page in one round
+    trip. PostgreSQL runs it once, as an InitPlan, when the first row of the
+    page is returned (never for an empty page).
+    """
+    return select(func.count()).select_from(rows.limit(threshold + 1).subquery()).scalar_subquery()
+
+
+def with_capped_count(page: Select[Any], rows: Select[Any], threshold: int) -> Select[Any]:
+    """``page`` with a last column, the `capped_count` of ``rows`` (the same on every row)."""
+    return page.add_columns(capped_count(rows, threshold).label("capped_count"))
+
+
 async def count_rows(
-    session: AsyncSession | async_scoped_session[AsyncSession], rows: Select[Any], threshold: int
+    session: AsyncSession | async_scoped_session[AsyncSession],
+    rows: Select[Any],
+    threshold: int,
+    seen: int | None = None,
 ) -> Count:
     """How many rows ``rows`` selects: exact up to ``threshold``, else PostgreSQL's estimate.
 
     The exact count reads at most ``threshold + 1`` rows (through whatever
     index serves the filter). Above that, the planner's estimate of the same
     query costs no scan at all; it is reported as at least ``threshold + 1``,
-    since that many rows were seen.
+    since that many rows were seen. ``seen``: that capped count if it was read
+    already, with the page (`with_capped_count`).
     """
-    capped = select(func.count()).select_from(rows.limit(threshold + 1).subquery())
-    seen = int(await session.scalar(capped) or 0)
+    if seen is None:
+        seen = int(await session.scalar(select(capped_count(rows, threshold))) or 0)
     if seen <= threshold:
         return Count(seen, False)
     plan = await session.scalar(Explain(rows))

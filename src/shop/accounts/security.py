@@ -339,7 +339,8 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         user = await load_current_user(
             int(claims.sub),
             state.cache,
-            state.session_maker,
+            # one statement: AUTOCOMMIT spares its BEGIN and ROLLBACK round trips (`shop.db`)
+            state.statement_session_maker,
             settings.cache.user_ttl,
             connection,  # the route's cache read shares the snapshot's round trip
         )

@@ -17,7 +17,7 @@ from sqlalchemy import (
 
 from shop.catalog.models import Product
 from shop.catalog.schemas import Ordering, ProductQuery
-from shop.pagination import Count, count_rows
+from shop.pagination import Count, Window, count_rows, known_count, with_capped_count
 
 __all__ = [
     "ProductRepository",
@@ -38,19 +38,23 @@ _ORDER_COLUMNS = {
 class ProductRepository(SQLAlchemyAsyncRepository[Product]):
     model_type = Product
 
-    async def page(self, query: ProductQuery) -> tuple[Sequence[Product], bool]:
-        """One page of live products, and whether another page follows.
+    async def page(self, query: ProductQuery, threshold: int) -> tuple[list[Product], bool, Count]:
+        """One page of live products, whether another page follows, and how many match
+        (exact up to ``threshold``, else an estimate).
 
-        One row more than the page is read to tell whether a next page exists;
-        the count is a separate, bounded query (`count`), needed only when the
-        page itself does not tell it.
+        One statement (`page_statement`): the page, one row more to tell whether a
+        next page exists, and the bounded count as a column. A second round trip
+        only for an estimate (beyond ``threshold``) or an empty page past the start.
         """
-        rows = list((await self.session.scalars(page_statement(query))).all())
-        return rows[: query.limit], len(rows) > query.limit
-
-    async def count_matching(self, query: ProductQuery, threshold: int) -> Count:
-        """How many live products match: exact up to ``threshold``, else an estimate."""
-        return await count_rows(self.session, matching(query), threshold)
+        found = (await self.session.execute(page_statement(query, threshold))).all()
+        rows = [row[0] for row in found]
+        products, has_next = rows[: query.limit], len(rows) > query.limit
+        at = Window(query.limit, query.offset, None)
+        count = known_count(at, len(products), has_next)
+        if count is None:
+            seen = int(found[0][1]) if found else None
+            count = await count_rows(self.session, matching(query), threshold, seen)
+        return products, has_next, count
 
     async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
         """The product unless archived; ``for_update`` locks its row until commit."""
@@ -110,15 +114,17 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         return int(row[0]), int(row[1])
 
 
-def page_statement(query: ProductQuery) -> Select[Product]:
-    """The page of ``query`` and one row more (is there a next page?)."""
-    return (
+def page_statement(query: ProductQuery, threshold: int) -> Select[Any]:
+    """The page of ``query``, one row more (is there a next page?), and on every row
+    how many products match, counted up to ``threshold + 1`` (`with_capped_count`)."""
+    page = (
         select(Product)
         .where(*_conditions(query))
         .order_by(*_order(query))
         .limit(query.limit + 1)
         .offset(query.offset)
     )
+    return with_capped_count(page, matching(query), threshold)
 
 
 def matching(query: ProductQuery) -> Select[int]:

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import ColumnElement, Row, Select, delete, func, select, text
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop.accounts.models import User
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
-from shop.pagination import Count, Window, count_rows, known_count
+from shop.pagination import Count, Window, count_rows, known_count, with_capped_count
 
 __all__ = ["IdempotencyRepository", "OrderRepository", "order_conditions", "order_page_statement"]
 
@@ -52,14 +53,18 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         (exact up to ``count_max``, else an estimate), and whether a next page follows.
 
         Each filter has an index ending in ``created_at, id`` (see the models),
-        scanned backwards: the page comes out in order without a sort.
+        scanned backwards: the page comes out in order without a sort. The
+        bounded count rides along with the page (`order_page_statement`).
         """
         conditions = order_conditions(user_id, status, created_from, created_to)
-        found = list(await self.session.scalars(order_page_statement(conditions, limit, offset)))
-        orders, has_next = found[:limit], len(found) > limit
+        statement = order_page_statement(conditions, limit, offset, count_max)
+        found = (await self.session.execute(statement)).all()
+        rows = [row[0] for row in found]
+        orders, has_next = rows[:limit], len(rows) > limit
         count = known_count(Window(limit, offset, None), len(orders), has_next)
         if count is None:
-            count = await count_rows(self.session, select(Order.id).where(*conditions), count_max)
+            seen = int(found[0][1]) if found else None
+            count = await count_rows(self.session, _matching(conditions), count_max, seen)
         return orders, count, has_next
 
     async def staff_search(
@@ -182,16 +187,23 @@ def order_conditions(
 
 
 def order_page_statement(
-    conditions: list[ColumnElement[bool]], limit: int, offset: int
-) -> Select[Order]:
-    """Newest first, id breaking ties, one row more than the page (is there a next page?)."""
-    return (
+    conditions: list[ColumnElement[bool]], limit: int, offset: int, count_max: int
+) -> Select[Any]:
+    """Newest first, id breaking ties, one row more than the page (is there a next page?),
+    and on every row how many orders match, counted up to ``count_max + 1``."""
+    page = (
         select(Order)
         .where(*conditions)
         .order_by(Order.created_at.desc(), Order.id.desc())
         .limit(limit + 1)
         .offset(offset)
     )
+    return with_capped_count(page, _matching(conditions), count_max)
+
+
+def _matching(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    """The ids of the orders a list counts."""
+    return select(Order.id).where(*conditions)
 
 
 def advisory_key(user_id: int, key: str) -> int:
