@@ -284,6 +284,10 @@ class Explain(Executable, ClauseElement):
 
     inherit_cache = True
     _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]
+    # Its one result column (the plan) is not one of the statement's: nothing for a
+    # result read through the compiled cache to map (SQLAlchemy asks, and the
+    # default raises).
+    _all_selected_columns: tuple[Any, ...] = ()
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement

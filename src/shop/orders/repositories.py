@@ -135,25 +135,46 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             revenue_week += Decimal(whole)
         return by_status, revenue_today, revenue_week
 
-    async def items_with_products(
-        self, order_ids: Sequence[int]
-    ) -> list[Row[OrderItem, int, datetime, datetime]]:
-        """Items of the orders with the current stock and timestamps of their product."""
+    async def items_with_products(self, order_ids: Sequence[int]) -> Sequence[Row[Any]]:
+        """Items of the orders with the current stock and timestamps of their product.
+
+        Plain rows, not ORM objects: a list page assembles dozens of items, and
+        loading them into the session's identity map cost CPU on every miss.
+        """
         result = await self.session.execute(
-            select(OrderItem, Product.stock, Product.created_at, Product.updated_at)
+            select(
+                OrderItem.id,
+                OrderItem.order_id,
+                OrderItem.product_id,
+                OrderItem.product_name,
+                OrderItem.product_description,
+                OrderItem.product_category,
+                OrderItem.price_at_purchase,
+                OrderItem.quantity,
+                Product.stock,
+                Product.created_at,
+                Product.updated_at,
+            )
             .join(Product, Product.id == OrderItem.product_id)
             .where(OrderItem.order_id.in_(order_ids))
             .order_by(OrderItem.id)
         )
-        return list(result.all())
+        return result.all()
 
-    async def history(self, order_ids: Sequence[int]) -> list[OrderStatusChange]:
-        result = await self.session.scalars(
-            select(OrderStatusChange)
+    async def history(self, order_ids: Sequence[int]) -> Sequence[Row[Any]]:
+        """The status changes of the orders, oldest first, as plain rows."""
+        result = await self.session.execute(
+            select(
+                OrderStatusChange.order_id,
+                OrderStatusChange.from_status,
+                OrderStatusChange.to_status,
+                OrderStatusChange.actor_id,
+                OrderStatusChange.at,
+            )
             .where(OrderStatusChange.order_id.in_(order_ids))
             .order_by(OrderStatusChange.id)
         )
-        return list(result)
+        return result.all()
 
     async def set_status(self, order: Order, status: str, actor_id: int) -> None:
         """Move ``order`` to ``status`` and record who did it."""
