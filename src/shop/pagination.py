@@ -16,7 +16,8 @@ Every list (products, own orders, admin orders, webhook deliveries) answers
   never scans a big table. The capped count is a column of the page's own
   statement (`with_capped_count`): page and count cost one round trip. Beyond it, ``count`` is PostgreSQL's estimate for
   the same query (its planner's row estimate, the ``EXPLAIN`` figure) and the
-  envelope adds ``"count_is_estimate": true``.
+  envelope adds ``"count_is_estimate": true``. A process reuses the estimate of
+  one query for `ESTIMATE_SECONDS` (it only moves with the table's statistics).
 
 Whether there is a next page does not depend on the count: a page reads one
 row more than it shows.
@@ -30,6 +31,7 @@ mean another query than the handler computed).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Container, Sequence
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode
@@ -332,11 +334,44 @@ async def count_rows(
         seen = int(await session.scalar(select(capped_count(rows, threshold))) or 0)
     if seen <= threshold:
         return Count(seen, False)
+    return Count(max(await _estimate(session, rows), threshold + 1), True)
+
+
+ESTIMATE_SECONDS = 30.0
+"""How long a process reuses the planner's estimate of one query (same SQL, same values)."""
+_ESTIMATES_KEPT = 1024
+
+_estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+
+async def _estimate(
+    session: AsyncSession | async_scoped_session[AsyncSession], rows: Select[Any]
+) -> int:
+    """The planner's row estimate for ``rows`` (``EXPLAIN``), reused for `ESTIMATE_SECONDS`.
+
+    The estimate comes from the table's statistics (``ANALYZE``, which autovacuum
+    runs after a share of the table changed), so asking again within seconds gives
+    the same figure for a round trip and a planning. Kept per database and per
+    query (the statement's cache key and its values); a bounded map, emptied when full.
+    """
+    cache_key = rows._generate_cache_key()
+    key = None
+    if cache_key is not None:
+        database = session.get_bind().engine.url.render_as_string(hide_password=True)
+        values = tuple(param.effective_value for param in cache_key.bindparams)
+        key = (database, cache_key.key, values)
+        kept = _estimates.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
     plan = await session.scalar(Explain(rows))
     if isinstance(plan, str):
         plan = json.loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])
-    return Count(max(estimate, threshold + 1), True)
+    if key is not None:
+        if len(_estimates) >= _ESTIMATES_KEPT:
+            _estimates.clear()
+        _estimates[key] = (time.monotonic() + ESTIMATE_SECONDS, estimate)
+    return estimate
 
 
 def known_count(at: Window, shown: int, has_next: bool) -> Count | None:
