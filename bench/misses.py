@@ -23,12 +23,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from bench.scale import _psql
-from shop.catalog.models import Product
 from shop.catalog.repositories import live_statement, matching, page_statement
 from shop.catalog.schemas import Category, Ordering, ProductQuery
 from shop.catalog.stock import stocks_statement
-from shop.orders.models import Order, OrderItem, OrderStatusChange
-from shop.orders.repositories import order_conditions, order_page_statement
+from shop.orders.models import Order
+from shop.orders.repositories import (
+    HISTORY_STATEMENT,
+    ITEMS_STATEMENT,
+    order_conditions,
+    order_page_statement,
+)
 
 __all__ = ["ADMIN_RANGE", "SCENARIOS", "explain"]
 
@@ -73,6 +77,7 @@ def _queries(big_customer: int, order_id: int, threshold: int) -> list[tuple[str
 
     mine = order_conditions(big_customer, None, None, None)
     admin = order_conditions(None, "shipped", *ADMIN_RANGE)
+    detail = {"order_ids": [order_id]}
     return [
         *product(),
         *product(category=Category.BOOKS),
@@ -91,19 +96,8 @@ def _queries(big_customer: int, order_id: int, threshold: int) -> list[tuple[str
         ("admin orders: status and date range", order_page_statement(admin, 20, 0, threshold)),
         # The detail's three reads (OrderRepository.by_ids, items_with_products, history).
         ("order detail: the order", select(Order).where(Order.id.in_([order_id]))),
-        (
-            "order detail: items with their product's stock",
-            select(OrderItem, Product.stock, Product.created_at, Product.updated_at)
-            .join(Product, Product.id == OrderItem.product_id)
-            .where(OrderItem.order_id.in_([order_id]))
-            .order_by(OrderItem.id),
-        ),
-        (
-            "order detail: history",
-            select(OrderStatusChange)
-            .where(OrderStatusChange.order_id.in_([order_id]))
-            .order_by(OrderStatusChange.id),
-        ),
+        ("order detail: items with their product's stock", ITEMS_STATEMENT.params(detail)),
+        ("order detail: history", HISTORY_STATEMENT.params(detail)),
     ]
 
 

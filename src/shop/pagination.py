@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.params import Parameter
-from sqlalchemy import Select, func, select
+from sqlalchemy import Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
@@ -308,7 +308,8 @@ def capped_count(rows: Select[Any], threshold: int) -> ScalarSelect[int]:
     trip. PostgreSQL runs it once, as an InitPlan, when the first row of the
     page is returned (never for an empty page).
     """
-    return select(func.count()).select_from(rows.limit(threshold + 1).subquery()).scalar_subquery()
+    cap = bindparam("count_cap", threshold + 1, type_=Integer)
+    return select(func.count()).select_from(rows.limit(cap).subquery()).scalar_subquery()
 
 
 def with_capped_count(page: Select[Any], rows: Select[Any], threshold: int) -> Select[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     bindparam,
@@ -46,7 +47,7 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
         next page exists, and the bounded count as a column. A second round trip
         only for an estimate (beyond ``threshold``) or an empty page past the start.
         """
-        found = (await self.session.execute(page_statement(query, threshold))).all()
+        found = (await self.session.execute(*_page_of(query, threshold))).all()
         rows = [row[0] for row in found]
         products, has_next = rows[: query.limit], len(rows) > query.limit
         at = Window(query.limit, query.offset, None)
@@ -116,15 +117,66 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
 
 def page_statement(query: ProductQuery, threshold: int) -> Select[Any]:
     """The page of ``query``, one row more (is there a next page?), and on every row
-    how many products match, counted up to ``threshold + 1`` (`with_capped_count`)."""
+    how many products match, counted up to ``threshold + 1`` (`with_capped_count`).
+
+    Every value is a named parameter (`_parameters`), so one statement serves
+    every query of its shape (`_page_of`).
+    """
     page = (
         select(Product)
         .where(*_conditions(query))
         .order_by(*_order(query))
-        .limit(query.limit + 1)
-        .offset(query.offset)
+        .limit(bindparam("page_limit", query.limit + 1, type_=Integer))
+        .offset(bindparam("page_offset", query.offset, type_=Integer))
     )
     return with_capped_count(page, matching(query), threshold)
+
+
+_Shape = tuple[bool, bool, bool, bool, bool | None, Ordering]
+
+_pages: dict[_Shape, Select[Any]] = {}
+"""One page statement per shape of query (which filters, which order): at most
+2 * 2 * 2 * 2 * 3 * 6 = 288 of them."""
+
+
+def _page_of(query: ProductQuery, threshold: int) -> tuple[Select[Any], dict[str, Any]]:
+    """The page statement of ``query``'s shape, built once per process, and its values.
+
+    Building a statement (its clauses, then its cache key) took about as much
+    CPU as a miss's whole database round trip; SQLAlchemy's compiled form and
+    asyncpg's prepared statement are per shape already, so the values are all
+    that change between two queries of one shape.
+    """
+    shape: _Shape = (
+        query.category is not None,
+        query.price_min is not None,
+        query.price_max is not None,
+        bool(query.search),
+        query.in_stock,
+        query.ordering,
+    )
+    statement = _pages.get(shape)
+    if statement is None:
+        statement = _pages[shape] = page_statement(query, threshold)
+    return statement, _parameters(query, threshold)
+
+
+def _parameters(query: ProductQuery, threshold: int) -> dict[str, Any]:
+    """The values of `page_statement`'s named parameters for ``query``."""
+    values: dict[str, Any] = {
+        "page_limit": query.limit + 1,
+        "page_offset": query.offset,
+        "count_cap": threshold + 1,
+    }
+    if query.category is not None:
+        values["category"] = query.category.value
+    if query.price_min is not None:
+        values["price_min"] = query.price_min
+    if query.price_max is not None:
+        values["price_max"] = query.price_max
+    if query.search:
+        values["search"] = _pattern(query.search)
+    return values
 
 
 def matching(query: ProductQuery) -> Select[int]:
@@ -157,27 +209,32 @@ def live_statement(product_id: int) -> Select[Product]:
 
 def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [~Product.archived]
+    # Named parameters: `_parameters` gives their values to a statement built for
+    # another query of the same shape.
     if query.category is not None:
-        conditions.append(Product.category == query.category.value)
+        conditions.append(Product.category == bindparam("category", query.category.value))
     if query.price_min is not None:
-        conditions.append(Product.price >= query.price_min)
+        conditions.append(Product.price >= bindparam("price_min", query.price_min))
     if query.price_max is not None:
-        conditions.append(Product.price <= query.price_max)
+        conditions.append(Product.price <= bindparam("price_max", query.price_max))
     if query.search:
         # ILIKE (not lower() LIKE lower()) so the pg_trgm index on name serves
         # it, and the pattern rendered into the statement by SQLAlchemy
         # (literal_execute): with a bound parameter PostgreSQL may settle on a
         # generic plan for the prepared statement, which cannot use the
         # trigram index and guesses the selectivity.
-        pattern = bindparam(
-            "search", f"%{_like_literal(query.search)}%", type_=String, literal_execute=True
-        )
+        pattern = bindparam("search", _pattern(query.search), type_=String, literal_execute=True)
         conditions.append(Product.name.ilike(pattern, escape="/"))
     if query.in_stock is True:
         conditions.append(Product.stock > 0)
     elif query.in_stock is False:
         conditions.append(Product.stock == 0)
     return conditions
+
+
+def _pattern(search: str) -> str:
+    """The ILIKE pattern of a search: the text anywhere in the name, taken literally."""
+    return f"%{_like_literal(search)}%"
 
 
 def _like_literal(text: str) -> str:
