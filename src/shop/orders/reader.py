@@ -12,9 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shop.accounts.security import CurrentUser
@@ -32,7 +30,7 @@ from shop.orders.detail_cache import (
 )
 from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
-from shop.orders.repositories import OrderRepository
+from shop.orders.repositories import AnyRow, OrderRepository
 from shop.reads import fill
 from shop.schemas import Page, money
 from shop.settings import Settings
@@ -239,7 +237,7 @@ class OrderReader:
         ]
 
 
-def status_change(change: OrderStatusChange | Row[Any]) -> schemas.StatusChange:
+def status_change(change: OrderStatusChange | AnyRow) -> schemas.StatusChange:
     """A status change as clients see it, from its model or a row of its columns."""
     return schemas.StatusChange(
         from_status=OrderStatus(change.from_status) if change.from_status else None,

@@ -34,11 +34,16 @@ from shop.pagination import Count, Window, count_rows, known_count, with_capped_
 __all__ = [
     "HISTORY_STATEMENT",
     "ITEMS_STATEMENT",
+    "AnyRow",
     "IdempotencyRepository",
     "OrderRepository",
     "order_conditions",
     "order_page_statement",
 ]
+
+
+AnyRow = Row[*tuple[Any, ...]]
+"""A row of plain columns (items and history are read without the ORM)."""
 
 
 class OrderRepository(SQLAlchemyAsyncRepository[Order]):
@@ -167,7 +172,7 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             revenue_week += Decimal(whole)
         return by_status, revenue_today, revenue_week
 
-    async def items_with_products(self, order_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    async def items_with_products(self, order_ids: Sequence[int]) -> Sequence[AnyRow]:
         """Items of the orders with the current stock and timestamps of their product.
 
         Plain rows, not ORM objects: a list page assembles dozens of items, and
@@ -176,7 +181,7 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         result = await self.session.execute(ITEMS_STATEMENT, {"order_ids": list(order_ids)})
         return result.all()
 
-    async def history(self, order_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    async def history(self, order_ids: Sequence[int]) -> Sequence[AnyRow]:
         """The status changes of the orders, oldest first, as plain rows."""
         result = await self.session.execute(HISTORY_STATEMENT, {"order_ids": list(order_ids)})
         return result.all()
