@@ -59,10 +59,9 @@ class ProductRepository(SQLAlchemyAsyncRepository[Product]):
 
     async def get_live(self, product_id: int, *, for_update: bool = False) -> Product | None:
         """The product unless archived; ``for_update`` locks its row until commit."""
-        statement = live_statement(product_id)
-        if for_update:
-            statement = statement.with_for_update()
-        result: Product | None = (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _LIVE_FOR_UPDATE if for_update else _LIVE
+        found = await self.session.execute(statement, {"product_id": product_id})
+        result: Product | None = found.scalar_one_or_none()
         return result
 
     async def staff_page(
@@ -204,7 +203,15 @@ def _order(query: ProductQuery) -> tuple[ColumnElement[Any], ColumnElement[Any]]
 
 
 def live_statement(product_id: int) -> Select[Product]:
-    return select(Product).where(Product.id == product_id, ~Product.archived)
+    """A live product by id (its id a named parameter, ``product_id``)."""
+    return select(Product).where(
+        Product.id == bindparam("product_id", product_id), ~Product.archived
+    )
+
+
+# Built once (a product detail miss, a checkout's row lock): only the id changes.
+_LIVE = live_statement(0)
+_LIVE_FOR_UPDATE = _LIVE.with_for_update()
 
 
 def _conditions(query: ProductQuery) -> list[ColumnElement[bool]]:
