@@ -24,7 +24,7 @@ from bench import console, dbcheck, jobs_drain, misses, report, scale
 from bench.checkout_sql import write_checkout_script
 from bench.load import Result, run_pgbench, run_wrk
 from bench.mixed import run_m1
-from bench.profile import sampling
+from bench.profile import cpu_ms, sampling
 from bench.seed import PASSWORD, Customer, Fixture, seed
 from bench.servers import SECRET_KEY, Services, require_tools, services
 from shop.accounts.security import encode_token
@@ -265,19 +265,40 @@ def scale_fixture(svc: Services, workdir: Path) -> tuple[Fixture, list[str], int
 
 
 def run_scale_round(
-    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace
+    svc: Services, fx: Fixture, data: Path, args: argparse.Namespace, pgdata: Path
 ) -> list[Result]:
     results: list[Result] = []
     miss = partial(run_wrk, base_url=svc.miss_url, data_file=data, connections=16)
+    assert svc.miss_api_pid is not None
+    workers = sorted(report.api_worker_rss(svc.miss_api_pid))
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+
+    def used() -> tuple[dict[int, float], dict[int, float]]:
+        return cpu_ms(workers), cpu_ms([postmaster, *report.children(postmaster)])
+
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        return sum(ms - before.get(pid, 0.0) for pid, ms in after.items())
+
+    # A fresh process configures its mappers and compiles its statements on its first
+    # requests: not part of what a miss costs.
+    miss("miss-warmup", "miss.lua", misses.SCENARIOS[0][1], "any", duration=args.warmup)
     for name, path, who in misses.SCENARIOS:
         if args.only and name.upper() not in args.only.upper().split(","):
             continue
-        result = miss(name, "miss.lua", path, who, duration=args.duration)
+        api_before, pg_before = used()
+        with sampling(args.profile, name, workers, args.duration):
+            result = miss(name, "miss.lua", path, who, duration=args.duration)
+        api_after, pg_after = used()
+        requests = max(result.requests, 1)
+        # CPU per request, less noise-sensitive than latency on a shared machine.
+        result.extra["api_cpu_ms"] = round(spent(api_before, api_after) / requests, 2)
+        result.extra["pg_cpu_ms"] = round(spent(pg_before, pg_after) / requests, 2)
         results.append(result)
         log(
             f"{name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
             f"p99 {result.p99_ms:.1f} ms ({'ok' if result.p99_ms <= 50 else 'ABOVE 50 ms'}), "
-            f"non-2xx {result.non2xx}, 5xx {result.s5xx}"
+            f"non-2xx {result.non2xx}, 5xx {result.s5xx}; CPU per request: API "
+            f"{result.extra['api_cpu_ms']} ms, PostgreSQL {result.extra['pg_cpu_ms']} ms"
         )
     wanted = set(filter(None, args.only.upper().split(",")))
     s1_rps = None
@@ -354,7 +375,8 @@ def main() -> None:
             for n in range(1, args.repeat + 1):
                 settle(svc.base_url)
                 if args.scale:
-                    results = run_scale_round(svc, fx, data, args)
+                    assert pgdata is not None
+                    results = run_scale_round(svc, fx, data, args, pgdata)
                 else:
                     results = run_round(svc, fx, data, args)
                 rss = report.api_worker_rss(svc.api_pid)

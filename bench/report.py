@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.load import Result
 
-__all__ = ["api_worker_rss", "print_ratios", "print_table", "ratios", "write_json"]
+__all__ = ["api_worker_rss", "children", "print_ratios", "print_table", "ratios", "write_json"]
 
 TARGETS: list[tuple[str, str, str, float]] = [
     # (label, numerator, denominator, minimum ratio)
@@ -82,7 +82,7 @@ def print_ratios(checks: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -99,7 +99,7 @@ def _children(pid: int) -> list[int]:
 def api_worker_rss(api_pid: int) -> dict[int, float]:
     """Resident MiB of each uvicorn worker (children of ``shop run`` serving requests)."""
     rss = {}
-    for child in _children(api_pid):
+    for child in children(api_pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             status = Path(f"/proc/{child}/status").read_text()

@@ -117,6 +117,7 @@ class Services:
     reused: bool = False
     """The PostgreSQL cluster was an existing one (``--scale --keep``)."""
     miss_api_port: int | None = None
+    miss_api_pid: int | None = None
 
     @property
     def miss_url(self) -> str:
@@ -348,7 +349,7 @@ def services(
         _lower_priority(
             procs.start("worker", ["nice", "-n", str(WORKER_NICENESS), *worker], wlog, env)
         )
-        miss_port = None
+        miss_port = miss_pid = None
         if miss_api:
             miss_port = free_port()
             dead = free_port()  # nothing listens there: every cache call fails fast
@@ -368,8 +369,18 @@ def services(
                 workdir / "miss-api.log",
                 60,
             )
+            miss_pid = miss.pid
         yield Services(
-            workdir, pg_port, mc_port, api_port, api.pid, database_url, env, reused, miss_port
+            workdir,
+            pg_port,
+            mc_port,
+            api_port,
+            api.pid,
+            database_url,
+            env,
+            reused,
+            miss_port,
+            miss_pid,
         )
     finally:
         procs.stop_all()

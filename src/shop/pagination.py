@@ -13,9 +13,11 @@ Every list (products, own orders, admin orders, webhook deliveries) answers
   through one host name is never served with another's links.
 * ``count`` is exact while at most ``LIST_EXACT_COUNT_MAX`` rows match (default
   1,000, fifty pages): counting stops at that many rows plus one (`count_rows`), so it
-  never scans a big table. Beyond it, ``count`` is PostgreSQL's estimate for
+  never scans a big table. The capped count is a column of the page's own
+  statement (`with_capped_count`): page and count cost one round trip. Beyond it, ``count`` is PostgreSQL's estimate for
   the same query (its planner's row estimate, the ``EXPLAIN`` figure) and the
-  envelope adds ``"count_is_estimate": true``.
+  envelope adds ``"count_is_estimate": true``. A process reuses the estimate of
+  one query for `ESTIMATE_SECONDS` (it only moves with the table's statistics).
 
 Whether there is a next page does not depend on the count: a page reads one
 row more than it shows.
@@ -29,6 +31,7 @@ mean another query than the handler computed).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Container, Sequence
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode
@@ -36,12 +39,14 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.params import Parameter
-from sqlalchemy import Select, func, select
+from sqlalchemy import Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from shop.errors import InvalidInput, NotFound
 from shop.schemas import Page
@@ -58,6 +63,7 @@ __all__ = [
     "ListPage",
     "PageNumber",
     "Window",
+    "capped_count",
     "count_rows",
     "encode_list",
     "from_page",
@@ -67,6 +73,7 @@ __all__ = [
     "page_number",
     "refuse_repeated",
     "window",
+    "with_capped_count",
 ]
 
 PAGE_SIZE = 20
@@ -271,9 +278,18 @@ def encode_list(
 
 
 class Explain(Executable, ClauseElement):
-    """``EXPLAIN (FORMAT JSON) <select>``, compiled by SQLAlchemy with bound parameters."""
+    """``EXPLAIN (FORMAT JSON) <select>``, compiled by SQLAlchemy with bound parameters.
 
-    inherit_cache = False
+    Cacheable like the statement it wraps (its cache key is the statement's), so an
+    estimated count compiles its SQL once per shape, not once per request.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]
+    # Its one result column (the plan) is not one of the statement's: nothing for a
+    # result read through the compiled cache to map (SQLAlchemy asks, and the
+    # default raises).
+    _all_selected_columns: tuple[Any, ...] = ()
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
@@ -284,25 +300,79 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
+def capped_count(rows: Select[Any], threshold: int) -> ScalarSelect[int]:
+    """How many rows ``rows`` selects, counting no further than ``threshold + 1``.
+
+    A scalar subquery: added as a column to the page's own statement
+    (`with_capped_count`), the count rides along with the page in one round
+    trip. PostgreSQL runs it once, as an InitPlan, when the first row of the
+    page is returned (never for an empty page).
+    """
+    cap = bindparam("count_cap", threshold + 1, type_=Integer)
+    return select(func.count()).select_from(rows.limit(cap).subquery()).scalar_subquery()
+
+
+def with_capped_count(page: Select[Any], rows: Select[Any], threshold: int) -> Select[Any]:
+    """``page`` with a last column, the `capped_count` of ``rows`` (the same on every row)."""
+    return page.add_columns(capped_count(rows, threshold).label("capped_count"))
+
+
 async def count_rows(
-    session: AsyncSession | async_scoped_session[AsyncSession], rows: Select[Any], threshold: int
+    session: AsyncSession | async_scoped_session[AsyncSession],
+    rows: Select[Any],
+    threshold: int,
+    seen: int | None = None,
 ) -> Count:
     """How many rows ``rows`` selects: exact up to ``threshold``, else PostgreSQL's estimate.
 
     The exact count reads at most ``threshold + 1`` rows (through whatever
     index serves the filter). Above that, the planner's estimate of the same
     query costs no scan at all; it is reported as at least ``threshold + 1``,
-    since that many rows were seen.
+    since that many rows were seen. ``seen``: that capped count if it was read
+    already, with the page (`with_capped_count`).
     """
-    capped = select(func.count()).select_from(rows.limit(threshold + 1).subquery())
-    seen = int(await session.scalar(capped) or 0)
+    if seen is None:
+        seen = int(await session.scalar(select(capped_count(rows, threshold))) or 0)
     if seen <= threshold:
         return Count(seen, False)
+    return Count(max(await _estimate(session, rows), threshold + 1), True)
+
+
+ESTIMATE_SECONDS = 30.0
+"""How long a process reuses the planner's estimate of one query (same SQL, same values)."""
+_ESTIMATES_KEPT = 1024
+
+_estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+
+async def _estimate(
+    session: AsyncSession | async_scoped_session[AsyncSession], rows: Select[Any]
+) -> int:
+    """The planner's row estimate for ``rows`` (``EXPLAIN``), reused for `ESTIMATE_SECONDS`.
+
+    The estimate comes from the table's statistics (``ANALYZE``, which autovacuum
+    runs after a share of the table changed), so asking again within seconds gives
+    the same figure for a round trip and a planning. Kept per database and per
+    query (the statement's cache key and its values); a bounded map, emptied when full.
+    """
+    cache_key = rows._generate_cache_key()
+    key = None
+    if cache_key is not None:
+        database = session.get_bind().engine.url.render_as_string(hide_password=True)
+        values = tuple(param.effective_value for param in cache_key.bindparams)
+        key = (database, cache_key.key, values)
+        kept = _estimates.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
     plan = await session.scalar(Explain(rows))
     if isinstance(plan, str):
         plan = json.loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])
-    return Count(max(estimate, threshold + 1), True)
+    if key is not None:
+        if len(_estimates) >= _ESTIMATES_KEPT:
+            _estimates.clear()
+        _estimates[key] = (time.monotonic() + ESTIMATE_SECONDS, estimate)
+    return estimate
 
 
 def known_count(at: Window, shown: int, has_next: bool) -> Count | None:

@@ -160,3 +160,16 @@ async def test_count_is_exact_up_to_the_threshold_and_a_marked_estimate_beyond(
     assert few["count"] == 5 and "count_is_estimate" not in few
     # the last page tells the exact count by itself
     assert last_page["count"] == 12 and "count_is_estimate" not in last_page
+
+
+async def test_every_estimated_count_of_one_query_shape_is_answered(
+    small_threshold: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    # The second estimate of a shape runs the statement compiled for the first.
+    await make_catalogue(db, 8, category="books")
+    await make_catalogue(db, 9, category="toys")
+
+    for category in ("books", "toys"):
+        response = await get(small_threshold, customer, f"category={category}&limit=2")
+        assert response.status_code == 200
+        assert response.json()["count_is_estimate"] is True

@@ -31,6 +31,7 @@ from shop.catalog.reader import (
     serve_cached_list,
 )
 from shop.catalog.services import ProductService, check_amount, check_text, invalid, to_schema
+from shop.db import provide_read_session
 from shop.errors import problem_responses
 from shop.pagination import (
     PAGE_SIZE,
@@ -178,6 +179,7 @@ class ProductController(Controller):
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 404)},
         before_request=serve_list_hit,
         opt={PREFETCH: _list_lookup},
+        dependencies={"db_session": Provide(provide_read_session)},
     )
     async def list_products(
         self,
@@ -257,6 +259,7 @@ class ProductController(Controller):
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
         before_request=serve_detail_hit,
         opt={PREFETCH: _detail_lookup},
+        dependencies={"db_session": Provide(provide_read_session)},
     )
     async def get_product(
         self,

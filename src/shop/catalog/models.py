@@ -65,7 +65,11 @@ class Product(Base):
         # after a category filter (PostgreSQL scans them backwards for "-field").
         Index("ix_products_live_created", "created_at", "id", postgresql_where="NOT archived"),
         Index("ix_products_live_price", "price", "id", postgresql_where="NOT archived"),
-        Index("ix_products_live_name", "name", "id", postgresql_where="NOT archived"),
+        # Name order with price last: a price range ordered by name is filtered inside
+        # the index (price is an index condition there) instead of on each heap row.
+        Index(
+            "ix_products_live_name_price", "name", "id", "price", postgresql_where="NOT archived"
+        ),
         Index(
             "ix_products_live_category_created",
             "category",

@@ -38,7 +38,7 @@ from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
 from shop.catalog.repositories import ProductRepository
 from shop.catalog.services import ProductNotFound
-from shop.pagination import Count, Window, encode_list, known_count
+from shop.pagination import Count, Window, encode_list
 from shop.reads import fill
 from shop.schemas import MAX_ID, money
 
@@ -176,11 +176,7 @@ class CatalogueReader:
     async def _build_entry(
         self, query: schemas.ProductQuery, threshold: int, stocks: list[stock.Stock]
     ) -> bytes:
-        rows, has_next = await self.products.page(query)
-        at = Window(query.limit, query.offset, None)
-        count = known_count(at, len(rows), has_next) or await self.products.count_matching(
-            query, threshold
-        )
+        rows, has_next, count = await self.products.page(query, threshold)
         stocks.extend(stock.Stock(p.id, p.stock, p.stock_version) for p in rows)
         entry = schemas.CatalogueEntry(
             count=count.value,

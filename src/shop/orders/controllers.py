@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import CurrentUser, requires_staff
 from shop.cache import Cache
-from shop.db import session_provider
+from shop.db import provide_read_session, session_provider
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
@@ -174,7 +174,11 @@ class OrderController(Controller):
             headers=headers,
         )
 
-    @get(summary="List my orders", responses=problem_responses(400, 401, 404))
+    @get(
+        summary="List my orders",
+        responses=problem_responses(400, 401, 404),
+        dependencies={"db_session": Provide(provide_read_session)},
+    )
     async def list_orders(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -196,6 +200,7 @@ class OrderController(Controller):
         responses=problem_responses(401, 404),
         before_request=serve_order_hit,
         opt={PREFETCH: _order_lookup},
+        dependencies={"db_session": Provide(provide_read_session)},
     )
     async def get_order(
         self,
@@ -246,7 +251,11 @@ class AdminOrderController(Controller):
     tags = ["admin"]
     guards = [requires_staff]
 
-    @get(summary="All orders (staff)", responses=problem_responses(400, 401, 403, 404))
+    @get(
+        summary="All orders (staff)",
+        responses=problem_responses(400, 401, 403, 404),
+        dependencies={"db_session": Provide(provide_read_session)},
+    )
     async def list_all_orders(
         self,
         request: Request[CurrentUser, Any, Any],

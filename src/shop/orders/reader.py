@@ -30,7 +30,7 @@ from shop.orders.detail_cache import (
 )
 from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
-from shop.orders.repositories import OrderRepository
+from shop.orders.repositories import AnyRow, OrderRepository
 from shop.reads import fill
 from shop.schemas import Page, money
 from shop.settings import Settings
@@ -199,7 +199,8 @@ class OrderReader:
             return []
         ids = [o.id for o in orders]
         items: dict[int, list[schemas.OrderItem]] = defaultdict(list)
-        for item, stock, created_at, updated_at in await self.orders.items_with_products(ids):
+        for item in await self.orders.items_with_products(ids):
+            price = money(item.price_at_purchase)
             items[item.order_id].append(
                 schemas.OrderItem(
                     id=item.id,
@@ -207,14 +208,14 @@ class OrderReader:
                         id=item.product_id,
                         name=item.product_name,
                         description=item.product_description,
-                        price=money(item.price_at_purchase),
-                        stock=stock,
+                        price=price,
+                        stock=item.stock,
                         category=item.product_category,
-                        created_at=created_at,
-                        updated_at=updated_at,
+                        created_at=item.created_at,
+                        updated_at=item.updated_at,
                     ),
                     quantity=item.quantity,
-                    price_at_purchase=money(item.price_at_purchase),
+                    price_at_purchase=price,
                     total_price=money(item.price_at_purchase * item.quantity),
                 )
             )
@@ -236,7 +237,8 @@ class OrderReader:
         ]
 
 
-def status_change(change: OrderStatusChange) -> schemas.StatusChange:
+def status_change(change: OrderStatusChange | AnyRow) -> schemas.StatusChange:
+    """A status change as clients see it, from its model or a row of its columns."""
     return schemas.StatusChange(
         from_status=OrderStatus(change.from_status) if change.from_status else None,
         to_status=OrderStatus(change.to_status),

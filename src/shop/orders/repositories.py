@@ -10,17 +10,40 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, Row, Select, delete, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.models import User
 from shop.catalog.models import Product
 from shop.orders.models import IdempotencyRecord, Order, OrderItem, OrderStatusChange
-from shop.pagination import Count, Window, count_rows, known_count
+from shop.pagination import Count, Window, count_rows, known_count, with_capped_count
 
-__all__ = ["IdempotencyRepository", "OrderRepository", "order_conditions", "order_page_statement"]
+__all__ = [
+    "HISTORY_STATEMENT",
+    "ITEMS_STATEMENT",
+    "AnyRow",
+    "IdempotencyRepository",
+    "OrderRepository",
+    "order_conditions",
+    "order_page_statement",
+]
+
+
+AnyRow = Row[*tuple[Any, ...]]
+"""A row of plain columns (items and history are read without the ORM)."""
 
 
 class OrderRepository(SQLAlchemyAsyncRepository[Order]):
@@ -52,14 +75,33 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         (exact up to ``count_max``, else an estimate), and whether a next page follows.
 
         Each filter has an index ending in ``created_at, id`` (see the models),
-        scanned backwards: the page comes out in order without a sort.
+        scanned backwards: the page comes out in order without a sort. The
+        bounded count rides along with the page (`order_page_statement`).
         """
-        conditions = order_conditions(user_id, status, created_from, created_to)
-        found = list(await self.session.scalars(order_page_statement(conditions, limit, offset)))
-        orders, has_next = found[:limit], len(found) > limit
+        filters = (user_id, status, created_from, created_to)
+        shape = tuple(value is not None for value in filters)
+        statement = _pages.get(shape)
+        if statement is None:
+            conditions = order_conditions(*filters)
+            statement = _pages[shape] = order_page_statement(conditions, limit, offset, count_max)
+        values = {
+            "user_id": user_id,
+            "status": status,
+            "created_from": created_from,
+            "created_to": created_to,
+            "page_limit": limit + 1,
+            "page_offset": offset,
+            "count_cap": count_max + 1,
+        }
+        parameters = {name: value for name, value in values.items() if value is not None}
+        found = (await self.session.execute(statement, parameters)).all()
+        rows = [row[0] for row in found]
+        orders, has_next = rows[:limit], len(rows) > limit
         count = known_count(Window(limit, offset, None), len(orders), has_next)
         if count is None:
-            count = await count_rows(self.session, select(Order.id).where(*conditions), count_max)
+            seen = int(found[0][1]) if found else None
+            rows_counted = _matching(order_conditions(*filters))
+            count = await count_rows(self.session, rows_counted, count_max, seen)
         return orders, count, has_next
 
     async def staff_search(
@@ -130,25 +172,19 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
             revenue_week += Decimal(whole)
         return by_status, revenue_today, revenue_week
 
-    async def items_with_products(
-        self, order_ids: Sequence[int]
-    ) -> list[Row[OrderItem, int, datetime, datetime]]:
-        """Items of the orders with the current stock and timestamps of their product."""
-        result = await self.session.execute(
-            select(OrderItem, Product.stock, Product.created_at, Product.updated_at)
-            .join(Product, Product.id == OrderItem.product_id)
-            .where(OrderItem.order_id.in_(order_ids))
-            .order_by(OrderItem.id)
-        )
-        return list(result.all())
+    async def items_with_products(self, order_ids: Sequence[int]) -> Sequence[AnyRow]:
+        """Items of the orders with the current stock and timestamps of their product.
 
-    async def history(self, order_ids: Sequence[int]) -> list[OrderStatusChange]:
-        result = await self.session.scalars(
-            select(OrderStatusChange)
-            .where(OrderStatusChange.order_id.in_(order_ids))
-            .order_by(OrderStatusChange.id)
-        )
-        return list(result)
+        Plain rows, not ORM objects: a list page assembles dozens of items, and
+        loading them into the session's identity map cost CPU on every miss.
+        """
+        result = await self.session.execute(ITEMS_STATEMENT, {"order_ids": list(order_ids)})
+        return result.all()
+
+    async def history(self, order_ids: Sequence[int]) -> Sequence[AnyRow]:
+        """The status changes of the orders, oldest first, as plain rows."""
+        result = await self.session.execute(HISTORY_STATEMENT, {"order_ids": list(order_ids)})
+        return result.all()
 
     async def set_status(self, order: Order, status: str, actor_id: int) -> None:
         """Move ``order`` to ``status`` and record who did it."""
@@ -163,35 +199,80 @@ class OrderRepository(SQLAlchemyAsyncRepository[Order]):
         await self.session.refresh(order, ["updated_at"])
 
 
+# Statements built once: building one (its clauses, then its cache key) cost about as
+# much CPU as its round trip; only the values change between two requests.
+ITEMS_STATEMENT = (
+    select(
+        OrderItem.id,
+        OrderItem.order_id,
+        OrderItem.product_id,
+        OrderItem.product_name,
+        OrderItem.product_description,
+        OrderItem.product_category,
+        OrderItem.price_at_purchase,
+        OrderItem.quantity,
+        Product.stock,
+        Product.created_at,
+        Product.updated_at,
+    )
+    .join(Product, Product.id == OrderItem.product_id)
+    .where(OrderItem.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderItem.id)
+)
+HISTORY_STATEMENT = (
+    select(
+        OrderStatusChange.order_id,
+        OrderStatusChange.from_status,
+        OrderStatusChange.to_status,
+        OrderStatusChange.actor_id,
+        OrderStatusChange.at,
+    )
+    .where(OrderStatusChange.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderStatusChange.id)
+)
+
+_pages: dict[tuple[bool, ...], Select[Any]] = {}
+"""One list statement per combination of filters (`OrderRepository.page`)."""
+
+
 def order_conditions(
     user_id: int | None,
     status: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> list[ColumnElement[bool]]:
+    """The filters given, as named parameters (a statement serves every request of its
+    combination of filters; `OrderRepository.page` passes the values)."""
     conditions: list[ColumnElement[bool]] = []
     if user_id is not None:
-        conditions.append(Order.user_id == user_id)
+        conditions.append(Order.user_id == bindparam("user_id", user_id))
     if status is not None:
-        conditions.append(Order.status == status)
+        conditions.append(Order.status == bindparam("status", status))
     if created_from is not None:
-        conditions.append(Order.created_at >= created_from)
+        conditions.append(Order.created_at >= bindparam("created_from", created_from))
     if created_to is not None:
-        conditions.append(Order.created_at <= created_to)
+        conditions.append(Order.created_at <= bindparam("created_to", created_to))
     return conditions
 
 
 def order_page_statement(
-    conditions: list[ColumnElement[bool]], limit: int, offset: int
-) -> Select[Order]:
-    """Newest first, id breaking ties, one row more than the page (is there a next page?)."""
-    return (
+    conditions: list[ColumnElement[bool]], limit: int, offset: int, count_max: int
+) -> Select[Any]:
+    """Newest first, id breaking ties, one row more than the page (is there a next page?),
+    and on every row how many orders match, counted up to ``count_max + 1``."""
+    page = (
         select(Order)
         .where(*conditions)
         .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(limit + 1)
-        .offset(offset)
+        .limit(bindparam("page_limit", limit + 1, type_=Integer))
+        .offset(bindparam("page_offset", offset, type_=Integer))
     )
+    return with_capped_count(page, _matching(conditions), count_max)
+
+
+def _matching(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    """The ids of the orders a list counts."""
+    return select(Order.id).where(*conditions)
 
 
 def advisory_key(user_id: int, key: str) -> int:
