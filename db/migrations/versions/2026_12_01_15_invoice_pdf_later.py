@@ -7,7 +7,7 @@ download and the e-mail treat it as not ready yet. Dropping NOT NULL rewrites
 nothing.
 
 Revision ID: 2026_12_01_15
-Revises: 2026_12_01_12
+Revises: 2026_12_01_14
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "2026_12_01_15"
-down_revision = "2026_12_01_12"
+down_revision = "2026_12_01_14"
 branch_labels = None
 depends_on = None
 
