@@ -129,7 +129,7 @@ async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
     assert second.status_code == 200 and second.content == first.content
     assert sql.count == 0
     # The owner's snapshot and the entry in one get: the route's lookup is
-    # started with authentication (shop.prefetch); ownership is still checked.
+    # started with authentication (shop.reads); ownership is still checked.
     assert cache.stats.calls - calls == 1
 
 

@@ -34,7 +34,6 @@ PLATFORM = (
     "shop.migrations",
     "shop.ops",
     "shop.pagination",
-    "shop.prefetch",
     "shop.queue",
     "shop.reads",
     "shop.schemas",

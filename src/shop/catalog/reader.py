@@ -13,10 +13,10 @@ cancellation moves a product's stock across zero (which changes ``in_stock``
 membership and the counts). An order that leaves stock above zero bumps
 nothing; it publishes its products' new stock figures.
 
-A miss reads PostgreSQL once per key and process (`shop.reads.fill`) and
-stores the entry under the version seen *before* the read: a write that
-commits meanwhile bumps the version, so what this miss stores is never read
-again.
+Both reads are declared here once (`LIST`, `DETAIL`) for the cached-read layer
+(`shop.reads`), which does the rest: the lookup with the caller's snapshot,
+the hit before the handler, the miss read once per key and process and stored
+under the version seen *before* the read, the fresh stock figures.
 
 Writes (`shop.catalog.services`) bump the versions and publish the new stock
 figures after their commit and before their response leaves, so a client that
@@ -26,6 +26,7 @@ got a 2xx never reads the old value afterwards, from any API instance.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -34,22 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shop.cache import PRODUCT_DETAIL, PRODUCTS, Cache, Lookup
 from shop.catalog import schemas, stock
-from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
 from shop.catalog.repositories import ProductRepository
 from shop.catalog.services import ProductNotFound
-from shop.pagination import Count, Window, encode_list, known_count
-from shop.reads import fill
+from shop.pagination import Count, Window, encode_list, known_count, page_number, refuse_repeated
+from shop.reads import Built, CachedRead, read_through
 from shop.schemas import MAX_ID, money
+from shop.settings import Settings
 
-__all__ = [
-    "CatalogueReader",
-    "decode_entry",
-    "detail_lookup",
-    "render_list",
-    "serve_cached_detail",
-    "serve_cached_list",
-]
+__all__ = ["DETAIL", "LIST", "CACHE_CONTROL", "CatalogueReader"]
 
 _encoder = msgspec.json.Encoder()
 _entry_encoder = msgspec.msgpack.Encoder()
@@ -58,8 +52,11 @@ _row_decoder = msgspec.msgpack.Decoder(schemas.CatalogueRow)
 
 Connection = ASGIConnection[Any, Any, Any, Any]
 
+CACHE_CONTROL = "private, no-cache"
+"""Clients may keep a copy but must revalidate it (cheap: a 304); products need a token."""
 
-def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
+
+def _decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
     """A cached list page; None for bytes that are not one (a miss)."""
     try:
         return _entry_decoder.decode(raw)
@@ -67,15 +64,29 @@ def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
         return None
 
 
-def detail_lookup(product_id: int) -> tuple[str, str, list[str]]:
-    """What a product detail reads from the cache: its catalogue entry and its stock."""
-    return PRODUCT_DETAIL, str(product_id), [stock.stock_key(product_id)]
+def _list_suffix(connection: Connection) -> str:
+    # The pairs, as sent, in sorted order: the same query in another order
+    # shares the entry, without decoding and re-encoding every pair. A
+    # parameter given twice is refused before this key is used (the hook), so
+    # the key means exactly the query the handler validates. Entries are stored
+    # under it only once the handler has validated that exact query, so a hit
+    # can only be a query that was valid before.
+    pairs = connection.scope["query_string"].decode("latin-1").split("&")
+    return "raw:" + "&".join(sorted(pairs))
 
 
-def render_list(
-    stocks: dict[int, int], connection: Connection, page: int | None, entry: schemas.CatalogueEntry
-) -> Encoded:
+def _list_context(connection: Connection) -> tuple[Connection, int | None]:
+    # Refused before any cached byte: a parameter given twice (400).
+    return connection, page_number(refuse_repeated(connection))
+
+
+def _render_list(
+    context: tuple[Connection, int | None],
+    entry: schemas.CatalogueEntry,
+    stocks: Mapping[int, int],
+) -> bytes:
     """The envelope of a cached page: these stock figures, links from this request."""
+    connection, page = context
     results = [
         schemas.Product(
             id=row.id,
@@ -91,39 +102,82 @@ def render_list(
     ]
     at = Window(entry.limit, entry.offset, page)
     count = Count(entry.count, entry.count_is_estimate)
-    return Encoded.of(encode_list(connection, at, count, results, entry.has_next))
+    return encode_list(connection, at, count, results, entry.has_next)
 
 
-async def serve_cached_list(
-    cache: Cache,
-    engine: AsyncEngine,
-    ttl: int,
-    connection: Connection,
-    page: int | None,
-    suffix: str,
-    lookup: Lookup,
-) -> Encoded | None:
-    """The response to a list read from a hit of ``lookup`` (None: not a hit): the
-    page's stock from the entries read with it (`shop.catalog.stock`), the rest now."""
-    if lookup.value is None:
+def _products_ttl(settings: Settings) -> int:
+    return settings.cache.products_ttl
+
+
+LIST: CachedRead[schemas.CatalogueEntry] = CachedRead(
+    name="products_list",
+    namespace=PRODUCTS,
+    suffix=_list_suffix,
+    decode=_decode_entry,
+    figures=stock.STOCK,
+    shows=lambda entry: [row.id for row in entry.rows],
+    render=_render_list,
+    entry_ttl=_products_ttl,
+    figures_ttl=_products_ttl,
+    context=_list_context,
+    conditional=True,
+    cache_control=CACHE_CONTROL,
+)
+"""A product list page, keyed by the raw query string (its pairs sorted); the
+handler's miss stores under the normalised query too (`CatalogueReader.list_page`)."""
+
+
+def _detail_suffix(connection: Connection) -> str | None:
+    product_id = connection.path_params.get("product_id")
+    if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
         return None
-    entry = decode_entry(lookup.value)
-    if entry is None:
+    return str(product_id)
+
+
+def _render_detail(_: object, row: schemas.CatalogueRow, stocks: Mapping[int, int]) -> bytes | None:
+    in_stock = stocks.get(row.id)
+    if in_stock is None:  # gone since the entry was cached: cannot be archived
         return None
-    ids = [row.id for row in entry.rows]
-    stocks = await stock.read(cache, engine, ids, ttl, known=lookup.more)
-    stock.remember(suffix, ids)
-    return render_list(stocks, connection, page, entry)
+    product = schemas.Product(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        price=row.price,
+        stock=in_stock,
+        category=row.category,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+    return _encoder.encode(product)
+
+
+DETAIL: CachedRead[schemas.CatalogueRow] = CachedRead(
+    name="product_detail",
+    namespace=PRODUCT_DETAIL,
+    suffix=_detail_suffix,
+    decode=lambda raw: _decode_row(raw),
+    figures=stock.STOCK,
+    shows=lambda row: [row.id],
+    render=_render_detail,
+    entry_ttl=_products_ttl,
+    figures_ttl=_products_ttl,
+    ids_of=lambda suffix: [int(suffix)],
+    conditional=True,
+    cache_control=CACHE_CONTROL,
+)
+"""A product detail, keyed by its id; its stock entry is read with it."""
 
 
 class CatalogueReader:
     """Product lists and details for clients: catalogue fields from the cache (or
     PostgreSQL, one build per key and process), stock figures from their entries."""
 
-    def __init__(self, session: AsyncSession, cache: Cache, ttl: int, engine: AsyncEngine) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: Cache, settings: Settings, engine: AsyncEngine
+    ) -> None:
         self.session = session
         self.cache = cache
-        self.ttl = ttl
+        self.settings = settings
         self.engine = engine
 
     @functools.cached_property
@@ -138,40 +192,40 @@ class CatalogueReader:
         at: Window,
         threshold: int,
         *,
-        raw: tuple[str, Lookup | None] | None = None,
-    ) -> Encoded:
-        """The list response for ``query``: catalogue fields from the cache (or
-        PostgreSQL, one build per key and process), stock figures from their entries.
+        raw: tuple[str, Lookup | None],
+    ) -> bytes:
+        """The list body for ``query`` (`LIST`): the entry of its normalised query
+        from the cache, else from PostgreSQL (one build per key and process).
 
-        ``raw``: the suffix of the request's raw query string and its lookup; the
-        entry is stored under that key too, and the page's ids remembered for it.
+        ``raw``: the route's suffix (the raw query string) and its lookup; the
+        entry is stored under that key too.
         """
         lookup = await self.cache.lookup(PRODUCTS, query.normalised())
-        entry = decode_entry(lookup.value) if lookup.value is not None else None
-        raw_bytes = lookup.value
-        stocks: dict[int, int] | None = None
-        if entry is None:
+
+        async def build() -> Built[schemas.CatalogueEntry]:
             built: list[stock.Stock] = []
-
-            async def build() -> bytes:
-                return await self._build_entry(query, threshold, built)
-
-            raw_bytes, built_here = await fill(self.cache, lookup, build, self.ttl)
-            entry = decode_entry(raw_bytes)
+            encoded = await self._build_entry(query, threshold, built)
+            entry = _decode_entry(encoded)
             if entry is None:  # cannot happen: we encoded it
                 raise RuntimeError("undecodable list entry")
-            if built_here:  # read in this very request: fresh, and worth publishing
-                stocks = {row.product_id: row.stock for row in built}
-                await stock.publish(self.cache, built, self.ttl, fill=True)
-        ids = [row.id for row in entry.rows]
-        if stocks is None:
-            stocks = await stock.read(self.cache, self.engine, ids, self.ttl)
-        if raw is not None:
-            suffix, raw_lookup = raw
-            stock.remember(suffix, ids)
-            if raw_lookup is not None and raw_lookup.key is not None and raw_bytes is not None:
-                await self.cache.set(raw_lookup.key, raw_bytes, self.ttl)
-        return render_list(stocks, connection, at.page, entry)
+            fresh = {row.product_id: row.stock for row in built}
+            return Built(encoded, entry, fresh, built)
+
+        suffix, also = raw
+        body = await read_through(
+            LIST,
+            self.cache,
+            self.engine,
+            self.settings,
+            lookup,
+            build,
+            context=(connection, at.page),
+            user=None,
+            suffix=suffix,
+            also=also,
+        )
+        assert body is not None  # a list always renders
+        return body
 
     async def _build_entry(
         self, query: schemas.ProductQuery, threshold: int, stocks: list[stock.Stock]
@@ -192,68 +246,40 @@ class CatalogueReader:
         )
         return _entry_encoder.encode(entry)
 
-    async def detail_encoded(self, product_id: int, lookup: Lookup | None = None) -> Encoded:
-        """One live product: catalogue fields from its cached entry (or PostgreSQL,
-        one build per key and process), stock from its own entry.
+    async def detail(self, product_id: int, lookup: Lookup | None = None) -> bytes:
+        """One live product (`DETAIL`): catalogue fields from its cached entry (or
+        PostgreSQL, one build per key and process), stock from its own entry.
 
-        ``lookup``: the detail's lookup if it was read already (`detail_lookup`).
+        ``lookup``: the route's lookup if it was read already.
         """
         if not 0 < product_id <= MAX_ID:
             raise ProductNotFound(product_id=product_id)
         if lookup is None:
-            lookup = await self.cache.lookup(*detail_lookup(product_id))
-        row = _decode_row(lookup.value) if lookup.value is not None else None
-        stocks: dict[int, int] | None = None
-        if row is None:
-            built: list[stock.Stock] = []
+            suffix = str(product_id)
+            lookup = await self.cache.lookup(PRODUCT_DETAIL, suffix, DETAIL.more(suffix))
 
-            async def build() -> bytes:
-                product = await self.products.get_live(product_id)
-                if product is None:
-                    raise ProductNotFound(product_id=product_id)
-                built.append(stock.Stock(product.id, product.stock, product.stock_version))
-                return _entry_encoder.encode(_row(product))
+        async def build() -> Built[schemas.CatalogueRow]:
+            product = await self.products.get_live(product_id)
+            if product is None:
+                raise ProductNotFound(product_id=product_id)
+            row = _row(product)
+            fresh = stock.Stock(product.id, product.stock, product.stock_version)
+            return Built(_entry_encoder.encode(row), row, {product.id: product.stock}, [fresh])
 
-            raw, built_here = await fill(self.cache, lookup, build, self.ttl)
-            row = _decode_row(raw)
-            if row is None:  # cannot happen: we encoded it
-                raise RuntimeError("undecodable product entry")
-            if built_here:
-                stocks = {item.product_id: item.stock for item in built}
-                await stock.publish(self.cache, built, self.ttl, fill=True)
-        if stocks is None:
-            stocks = await stock.read(self.cache, self.engine, [product_id], self.ttl, lookup.more)
-        if product_id not in stocks:  # gone since the entry was cached: cannot be archived
+        body = await read_through(
+            DETAIL,
+            self.cache,
+            self.engine,
+            self.settings,
+            lookup,
+            build,
+            context=None,
+            user=None,
+            suffix=str(product_id),
+        )
+        if body is None:  # gone since the entry was cached: cannot be archived
             raise ProductNotFound(product_id=product_id)
-        return _render_detail(row, stocks[product_id])
-
-
-async def serve_cached_detail(
-    cache: Cache, engine: AsyncEngine, ttl: int, product_id: int, lookup: Lookup
-) -> Encoded | None:
-    """The response to a product detail from a hit of ``lookup`` (None: not a hit): its
-    stock from the entry read with it (`shop.catalog.stock`)."""
-    row = _decode_row(lookup.value) if lookup.value is not None else None
-    if row is None:
-        return None
-    stocks = await stock.read(cache, engine, [product_id], ttl, lookup.more)
-    if product_id not in stocks:
-        return None  # the handler answers 404
-    return _render_detail(row, stocks[product_id])
-
-
-def _render_detail(row: schemas.CatalogueRow, in_stock: int) -> Encoded:
-    product = schemas.Product(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        price=row.price,
-        stock=in_stock,
-        category=row.category,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-    return Encoded.of(_encoder.encode(product))
+        return body
 
 
 def _row(product: Product) -> schemas.CatalogueRow:
