@@ -43,7 +43,7 @@ from shop.reads import Built, CachedRead, read_through
 from shop.schemas import MAX_ID, money
 from shop.settings import Settings
 
-__all__ = ["DETAIL", "LIST", "CACHE_CONTROL", "CatalogueReader"]
+__all__ = ["CACHE_CONTROL", "DETAIL", "LIST", "CatalogueReader"]
 
 _encoder = msgspec.json.Encoder()
 _entry_encoder = msgspec.msgpack.Encoder()
