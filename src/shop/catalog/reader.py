@@ -88,6 +88,34 @@ def _list_context(connection: Connection) -> tuple[Connection, int | None]:
     return connection, page_number(refuse_repeated(connection))
 
 
+_LINKS_KEPT = 4096
+"""Query shapes whose ``next``/``previous`` this process keeps (two URLs each)."""
+_links_of: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+
+
+def _links(connection: Connection, at: Window, has_next: bool) -> tuple[str | None, str | None]:
+    """`links`, built once per query shape: keyed by everything the request's URL is
+    made of (`URL.from_scope`: scheme, server, paths, query string, Host)."""
+    scope = connection.scope
+    key = (
+        scope.get("scheme"),
+        scope.get("server"),
+        scope.get("root_path"),
+        scope["path"],
+        scope.get("raw_path"),
+        scope["query_string"],
+        connection.headers.get("host"),
+        at,
+        has_next,
+    )
+    found = _links_of.get(key)
+    if found is None:
+        if len(_links_of) >= _LINKS_KEPT:
+            _links_of.pop(next(iter(_links_of)))  # the oldest: dicts keep insertion order
+        found = _links_of[key] = links(connection, at, has_next)
+    return found
+
+
 def _render_list(
     context: tuple[Connection, int | None],
     entry: schemas.CatalogueEntry,
@@ -98,7 +126,7 @@ def _render_list(
     connection, page = context
     at = Window(entry.limit, entry.offset, page)
     check_page(at, len(entry.rows))
-    following, previous = links(connection, at, entry.has_next)
+    following, previous = _links(connection, at, entry.has_next)
     results = b",".join([row.head + b"%d" % stocks.get(row.id, 0) + row.tail for row in entry.rows])
     envelope: ListPage[Any] = ListPage(
         count=entry.count,

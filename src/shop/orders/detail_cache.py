@@ -10,7 +10,8 @@ the entry (it would go stale with the next order of that product, someone
 else's or the owner's own): it comes from the product's stock entry
 (`shop.catalog.stock`), read in the same memcached round trip as the entry
 once this process has seen the order's products (they never change). So the
-entry is the order as msgpack, and a hit encodes it with the current figures.
+entry is the order's JSON, encoded once when the entry is built and cut around
+each item's stock figure (`OrderEntry`); a hit splices the current figures in.
 The product's ``updated_at`` changes only when staff edit the product, which
 bumps the orders' version.
 
@@ -36,16 +37,32 @@ from shop.reads import CachedRead
 from shop.schemas import MAX_ID
 from shop.settings import Settings
 
-__all__ = ["DETAIL", "Entry", "encode_order", "pack_entry", "unpack_entry"]
+__all__ = ["DETAIL", "Entry", "OrderEntry", "encode_order", "pack_entry", "unpack_entry"]
 
 _encoder = msgspec.json.Encoder()
 _packer = msgspec.msgpack.Encoder()
-_unpacker = msgspec.msgpack.Decoder(schemas.Order)
+
+
+class OrderEntry(msgspec.Struct, array_like=True):
+    """An order as its cache entry holds it: its JSON cut around each item's stock
+    figure (``parts[0] + stock of item 0 + parts[1] + ...``), the items' product
+    ids, and the figures as the order was read (shown if a figure cannot be read)."""
+
+    ids: list[int]
+    stocks: list[int]
+    parts: list[bytes]
+
+
+_unpacker = msgspec.msgpack.Decoder(OrderEntry)
 
 _OWNER = struct.Struct(">q")
 """The owner's id, in front of the packed order in its cache entry."""
 
-Entry = tuple[int, schemas.Order]
+_CUT = -1
+"""The stock figure the order is encoded with to find where figures go: no product's stock
+is negative, and ``"stock":`` outside a string is always an item's figure."""
+
+Entry = tuple[int, OrderEntry]
 """``(owner id, order)``: a decoded entry."""
 
 
@@ -54,7 +71,21 @@ def encode_order(order: schemas.Order) -> bytes:
 
 
 def pack_entry(order: schemas.Order) -> bytes:
-    return _OWNER.pack(order.user) + _packer.encode(order)
+    """The order's entry: its owner, then its JSON cut around the stock figures."""
+    items = order.order_items
+    stocks = [item.product.stock for item in items]
+    for item in items:
+        item.product.stock = _CUT
+    try:
+        parts = encode_order(order).split(b'"stock":%d' % _CUT)
+    finally:
+        for item, figure in zip(items, stocks, strict=True):
+            item.product.stock = figure
+    if len(parts) != len(items) + 1:  # cannot happen: one figure per item
+        raise RuntimeError("an order's JSON does not have one stock figure per item")
+    parts[:-1] = [part + b'"stock":' for part in parts[:-1]]
+    entry = OrderEntry([item.product.id for item in items], stocks, parts)
+    return _OWNER.pack(order.user) + _packer.encode(entry)
 
 
 def unpack_entry(raw: bytes) -> Entry | None:
@@ -63,9 +94,12 @@ def unpack_entry(raw: bytes) -> Entry | None:
         return None
     (owner,) = _OWNER.unpack_from(raw)
     try:
-        return owner, _unpacker.decode(memoryview(raw)[_OWNER.size :])
+        entry = _unpacker.decode(memoryview(raw)[_OWNER.size :])
     except msgspec.DecodeError:
         return None
+    if not len(entry.ids) == len(entry.stocks) == len(entry.parts) - 1:
+        return None
+    return owner, entry
 
 
 def _suffix(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -76,7 +110,7 @@ def _suffix(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def _shows(entry: Entry) -> list[int]:
-    return list(dict.fromkeys(item.product.id for item in entry[1].order_items))
+    return list(dict.fromkeys(entry[1].ids))
 
 
 def _check(entry: Entry, user: Any) -> None:
@@ -86,9 +120,12 @@ def _check(entry: Entry, user: Any) -> None:
 def _render(_: object, entry: Entry, stocks: Mapping[int, int]) -> bytes:
     """The order as JSON, each item showing its product's stock as it is now."""
     order = entry[1]
-    for item in order.order_items:
-        item.product.stock = stocks.get(item.product.id, item.product.stock)
-    return encode_order(order)
+    parts = order.parts
+    out = [parts[0]]
+    for id_, held, part in zip(order.ids, order.stocks, parts[1:], strict=True):
+        out.append(b"%d" % stocks.get(id_, held))
+        out.append(part)
+    return b"".join(out)
 
 
 def _order_ttl(settings: Settings) -> int:

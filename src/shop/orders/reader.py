@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shop.accounts.security import CurrentUser
 from shop.cache import Cache, Lookup
 from shop.orders import schemas
-from shop.orders.detail_cache import DETAIL, Entry, pack_entry
+from shop.orders.detail_cache import DETAIL, Entry, pack_entry, unpack_entry
 from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import OrderRepository
@@ -75,8 +75,12 @@ class OrderReader:
             orders = await self.load([order_id])
             if not orders:
                 raise OrderNotFound()
+            raw = pack_entry(orders[0])
+            entry = unpack_entry(raw)
+            if entry is None:  # cannot happen: we packed it
+                raise RuntimeError("undecodable order entry")
             # read in this very request: its stock figures are fresh as they are
-            return Built(pack_entry(orders[0]), (orders[0].user, orders[0]), {})
+            return Built(raw, entry, {})
 
         body = await read_through(
             DETAIL,

@@ -63,10 +63,10 @@ class FreshFigures:
         An id with no row is absent from the answer."""
         known = known or {}
         keys = [self.key(id_) for id_ in ids]
-        unread = [key for key in keys if key not in known]
-        found = dict(known)
-        if unread:
-            found.update(zip(unread, await cache.get_many(*unread), strict=True))
+        found = known
+        if any(key not in known for key in keys):
+            unread = [key for key in keys if key not in known]
+            found = {**known, **dict(zip(unread, await cache.get_many(*unread), strict=True))}
         values: dict[int, int] = {}
         missing: list[int] = []
         for id_, key in zip(ids, keys, strict=True):
