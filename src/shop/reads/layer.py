@@ -112,26 +112,33 @@ class CachedRead(Generic[E]):
 
     def more(self, suffix: str) -> list[str]:
         """The fresh figures' keys to read with the entry."""
-        ids = self.ids_of(suffix) if self.ids_of is not None else _shown.get(self.name, suffix)
-        return [self.figures.key(id_) for id_ in ids]
+        if self.ids_of is not None:
+            return [self.figures.key(id_) for id_ in self.ids_of(suffix)]
+        return _shown.keys(self.name, suffix)
 
 
 class _Shown:
-    """Per read and suffix, the ids an entry showed last: read with it next time."""
+    """Per read and suffix, the ids an entry showed last and their figures' keys: read
+    with the entry next time."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, dict[str, tuple[int, ...]]] = {}
+        self._keys: dict[str, dict[str, tuple[tuple[int, ...], list[str]]]] = {}
 
-    def get(self, name: str, suffix: str) -> tuple[int, ...]:
-        return self._ids.get(name, {}).get(suffix, ())
+    def keys(self, name: str, suffix: str) -> list[str]:
+        found = self._keys.get(name, {}).get(suffix)
+        return [] if found is None else found[1]
 
     def put(self, read: CachedRead[Any], suffix: str, ids: Sequence[int]) -> None:
         if read.ids_of is not None:
             return
-        known = self._ids.setdefault(read.name, {})
-        if suffix not in known and len(known) >= read.remember:
+        known = self._keys.setdefault(read.name, {})
+        shown = tuple(ids)
+        held = known.get(suffix)
+        if held is not None and held[0] == shown:
+            return  # the usual hit: nothing changed
+        if held is None and len(known) >= read.remember:
             known.pop(next(iter(known)))  # the oldest: dicts keep insertion order
-        known[suffix] = tuple(ids)
+        known[suffix] = (shown, [read.figures.key(id_) for id_ in shown])
 
 
 _shown = _Shown()
