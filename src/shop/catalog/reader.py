@@ -83,13 +83,26 @@ def _list_suffix(connection: Connection) -> str:
     return "raw:" + "&".join(sorted(pairs))
 
 
+_pages_of: dict[bytes, int | None] = {}
+"""Query string -> its page number, for query strings already checked (no repeats)."""
+
+
 def _list_context(connection: Connection) -> tuple[Connection, int | None]:
-    # Refused before any cached byte: a parameter given twice (400).
-    return connection, page_number(refuse_repeated(connection))
+    # Refused before any cached byte: a parameter given twice (400). A query
+    # string that passed once passes again: its page number is kept.
+    query_string: bytes = connection.scope["query_string"]
+    try:
+        return connection, _pages_of[query_string]
+    except KeyError:
+        page = page_number(refuse_repeated(connection))
+    if len(_pages_of) >= _LINKS_KEPT:
+        _pages_of.pop(next(iter(_pages_of)))  # the oldest: dicts keep insertion order
+    _pages_of[query_string] = page
+    return connection, page
 
 
 _LINKS_KEPT = 4096
-"""Query shapes whose ``next``/``previous`` this process keeps (two URLs each)."""
+"""Query shapes whose links (and query strings whose page numbers) this process keeps."""
 _links_of: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
 
 
