@@ -444,6 +444,37 @@ async def test_etag_changes_when_the_product_changes(
     assert response.headers["etag"] != etag
 
 
+async def test_a_list_etag_follows_its_stock_figures_and_links_not_its_version(
+    client: httpx.AsyncClient, app: Litestar, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    """A list's ETag is made of the entry's content, its stock figures and its links:
+    an order that moves a figure (the page itself stays cached) changes it, so does
+    another page of the same query; a version bump that changes nothing does not."""
+    for _ in range(2):
+        await make_product(db, stock=5)
+    url = "/api/products/?limit=1"
+    first = await client.get(url, headers=customer)
+    etag = first.headers["etag"]
+    shown = first.json()["results"][0]["id"]
+    assert (await client.get(url, headers=customer)).headers["etag"] == etag  # a hit
+
+    await app_cache(app).bump(PRODUCTS)  # nothing changed: a miss builds the same body
+    same = await client.get(url, headers={**customer, "If-None-Match": etag})
+    assert same.status_code == 304
+    assert same.headers["etag"] == etag
+
+    body = {"items": [{"product_id": shown, "quantity": 1}]}
+    assert (await client.post("/api/orders/", json=body, headers=customer)).status_code == 201
+    after = await client.get(url, headers={**customer, "If-None-Match": etag})
+    assert after.json()["results"][0]["stock"] == 4
+    assert after.status_code == 200
+    assert after.headers["etag"] != etag
+    assert after.content != first.content
+
+    other_page = await client.get("/api/products/?limit=1&offset=1", headers=customer)
+    assert other_page.headers["etag"] not in (etag, after.headers["etag"])
+
+
 @pytest.fixture
 async def second_instance(
     postgres_url: str, memcached: Memcached | str

@@ -26,6 +26,7 @@ got a 2xx never reads the old value afterwards, from any API instance.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -47,7 +48,7 @@ from shop.pagination import (
     page_number,
     refuse_repeated,
 )
-from shop.reads import Built, CachedRead, read_through
+from shop.reads import Built, CachedRead, Encoded, read_through
 from shop.schemas import MAX_ID, money
 from shop.settings import Settings
 
@@ -129,18 +130,30 @@ def _links(connection: Connection, at: Window, has_next: bool) -> tuple[str | No
     return found
 
 
+def _digest(encoded: bytes) -> bytes:
+    return hashlib.blake2b(encoded, digest_size=12).digest()
+
+
 def _render_list(
     context: tuple[Connection, int | None],
     entry: schemas.CatalogueEntry,
     stocks: Mapping[int, int],
-) -> bytes:
+) -> bytes | Encoded:
     """The envelope of a cached page: these stock figures spliced into the products'
-    pre-encoded JSON, links from this request (404 for a page past the end)."""
+    pre-encoded JSON, links from this request (404 for a page past the end).
+
+    The ETag is a hash of what the body is made of (the entry's digest, the
+    figures, the links) rather than of its 6 KB: the same content still has the
+    same tag across version bumps, and any change to the body changes it.
+    """
     connection, page = context
     at = Window(entry.limit, entry.offset, page)
     check_page(at, len(entry.rows))
     following, previous = _links(connection, at, entry.has_next)
-    results = b",".join([row.head + b"%d" % stocks.get(row.id, 0) + row.tail for row in entry.rows])
+    figures = [b"%d" % stocks.get(row.id, 0) for row in entry.rows]
+    results = b",".join(
+        [row.head + figure + row.tail for row, figure in zip(entry.rows, figures, strict=True)]
+    )
     envelope: ListPage[Any] = ListPage(
         count=entry.count,
         next=following,
@@ -148,7 +161,13 @@ def _render_list(
         results=cast("list[Any]", msgspec.Raw(b"[" + results + b"]")),
         count_is_estimate=True if entry.count_is_estimate else msgspec.UNSET,
     )
-    return _encoder.encode(envelope)
+    body = _encoder.encode(envelope)
+    if not entry.digest:  # cannot happen: every entry is built with one
+        return body
+    made_of = b"\n".join(
+        [entry.digest, b",".join(figures), (following or "").encode(), (previous or "").encode()]
+    )
+    return Encoded(body, f'W/"{hashlib.blake2b(made_of, digest_size=12).hexdigest()}"')
 
 
 def _products_ttl(settings: Settings) -> int:
@@ -229,7 +248,7 @@ class CatalogueReader:
         threshold: int,
         *,
         raw: tuple[str, Lookup | None],
-    ) -> bytes:
+    ) -> bytes | Encoded:
         """The list body for ``query`` (`LIST`): the entry of its normalised query
         from the cache, else from PostgreSQL (one build per key and process).
 
@@ -244,6 +263,8 @@ class CatalogueReader:
             entry = _decode_entry(encoded)
             if entry is None:  # cannot happen: we encoded it
                 raise RuntimeError("undecodable list entry")
+            entry = msgspec.structs.replace(entry, digest=_digest(encoded))
+            encoded = _entry_encoder.encode(entry)
             fresh = {row.product_id: row.stock for row in built}
             return Built(encoded, entry, fresh, built)
 
@@ -282,7 +303,7 @@ class CatalogueReader:
         )
         return _entry_encoder.encode(entry)
 
-    async def detail(self, product_id: int, lookup: Lookup | None = None) -> bytes:
+    async def detail(self, product_id: int, lookup: Lookup | None = None) -> bytes | Encoded:
         """One live product (`DETAIL`): catalogue fields from its cached entry (or
         PostgreSQL, one build per key and process), stock from its own entry.
 

@@ -118,6 +118,9 @@ class CatalogueEntry(msgspec.Struct, array_like=True):
     limit: int
     offset: int
     rows: list[CatalogueRow]
+    digest: bytes = b""
+    """A hash of the fields above, set when the entry is built: with the stock figures
+    and the links, what a hit's ETag is made of (no hash of the whole body)."""
 
 
 class ProductQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -93,7 +93,7 @@ class OrderReader:
             user=user,
             suffix=suffix,
         )
-        assert body is not None  # an order always renders
+        assert isinstance(body, bytes)  # an order always renders, as bytes
         return body
 
     async def list_for_customer(

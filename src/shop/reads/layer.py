@@ -90,9 +90,10 @@ class CachedRead(Generic[E]):
     """Where the fresh figures the entry shows live."""
     shows: Callable[[E], Sequence[int]]
     """The ids of the fresh figures an entry shows."""
-    render: Callable[[Any, E, Mapping[int, int]], bytes | None]
-    """The body: ``(context, entry, {id: figure})``; None: the entry cannot be served
-    as it is (a product gone since), the handler answers instead."""
+    render: Callable[[Any, E, Mapping[int, int]], bytes | Encoded | None]
+    """The body: ``(context, entry, {id: figure})``, or the body with its ETag when the
+    render can tell it more cheaply than a hash of the body; None: the entry cannot be
+    served as it is (a product gone since), the handler answers instead."""
     entry_ttl: Callable[[Settings], int]
     figures_ttl: Callable[[Settings], int]
     context: Callable[[Connection], Any] | None = None
@@ -221,19 +222,25 @@ async def serve_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
     return respond(read, body, request.headers.get("if-none-match"))
 
 
-def respond(read: CachedRead[Any], body: bytes, if_none_match: str | None) -> Response[Any]:
+def respond(
+    read: CachedRead[Any], body: bytes | Encoded, if_none_match: str | None
+) -> Response[Any]:
     """The response of a cached read (hit or miss): the body, with its ETag if the read
     is conditional (304 without a body when ``If-None-Match`` matches)."""
     if not read.conditional:
-        return Response(body, status_code=HTTP_200_OK, media_type="application/json")
-    encoded = Encoded.of(body)
+        content = body.body if isinstance(body, Encoded) else body
+        return Response(content, status_code=HTTP_200_OK, media_type="application/json")
+    encoded = body if isinstance(body, Encoded) else Encoded.of(body)
     headers = {"ETag": encoded.etag}
     if read.cache_control is not None:
         headers["Cache-Control"] = read.cache_control
     if etag_matches(if_none_match, encoded.etag):
         return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(
-        content=body, status_code=HTTP_200_OK, media_type="application/json", headers=headers
+        content=encoded.body,
+        status_code=HTTP_200_OK,
+        media_type="application/json",
+        headers=headers,
     )
 
 
@@ -265,7 +272,7 @@ async def read_through(
     user: Any,
     suffix: str,
     also: Lookup | None = None,
-) -> bytes | None:
+) -> bytes | Encoded | None:
     """The body from ``lookup``'s entry, else built once per key and process (`fill`)
     and stored under the version read before the build; then the access check, the
     fresh figures (those the build read, else their entries) and the render (its
