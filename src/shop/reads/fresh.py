@@ -57,12 +57,15 @@ class FreshFigures:
         ids: Sequence[int],
         ttl: int,
         known: Mapping[str, bytes | None] | None = None,
+        keys: Sequence[str] | None = None,
     ) -> dict[int, int]:
         """``{id: value}`` of ``ids``: from their entries (those in ``known`` were
         read already), the rest from PostgreSQL in one query, then published.
-        An id with no row is absent from the answer."""
+        An id with no row is absent from the answer. ``keys``: the ids' keys, if
+        the caller has them."""
         known = known or {}
-        keys = [self.key(id_) for id_ in ids]
+        if keys is None:
+            keys = [self.key(id_) for id_ in ids]
         found = known
         if any(key not in known for key in keys):
             unread = [key for key in keys if key not in known]

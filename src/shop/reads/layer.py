@@ -129,17 +129,21 @@ class _Shown:
         found = self._keys.get(name, {}).get(suffix)
         return [] if found is None else found[1]
 
-    def put(self, read: CachedRead[Any], suffix: str, ids: Sequence[int]) -> None:
+    def put(self, read: CachedRead[Any], suffix: str, ids: Sequence[int]) -> list[str]:
+        """Remember ``ids`` for ``suffix``; their figures' keys (the ones kept when the
+        ids are the same as last time, the usual hit)."""
         if read.ids_of is not None:
-            return
+            return [read.figures.key(id_) for id_ in ids]
         known = self._keys.setdefault(read.name, {})
         shown = tuple(ids)
         held = known.get(suffix)
         if held is not None and held[0] == shown:
-            return  # the usual hit: nothing changed
+            return held[1]
         if held is None and len(known) >= read.remember:
             known.pop(next(iter(known)))  # the oldest: dicts keep insertion order
-        known[suffix] = (shown, [read.figures.key(id_) for id_ in shown])
+        keys = [read.figures.key(id_) for id_ in shown]
+        known[suffix] = (shown, keys)
+        return keys
 
 
 _shown = _Shown()
@@ -212,10 +216,10 @@ async def serve_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
     state = request.app.state
     settings: Settings = state.settings
     ids = read.shows(entry)
+    keys = _shown.put(read, found.suffix, ids)
     values = await read.figures.read(
-        state.cache, state.engine, ids, read.figures_ttl(settings), found.lookup.more
+        state.cache, state.engine, ids, read.figures_ttl(settings), found.lookup.more, keys
     )
-    _shown.put(read, found.suffix, ids)
     body = read.render(context, entry, values)
     if body is None:
         return None
@@ -305,11 +309,11 @@ async def read_through(
     if read.check is not None:
         read.check(entry, user)
     ids = read.shows(entry)
+    keys = _shown.put(read, suffix, ids)
     if values is None:
         values = await read.figures.read(
-            cache, engine, ids, read.figures_ttl(settings), lookup.more
+            cache, engine, ids, read.figures_ttl(settings), lookup.more, keys
         )
-    _shown.put(read, suffix, ids)
     if also is not None and also.key is not None and also.key != lookup.key:
         await cache.set(also.key, raw, read.entry_ttl(settings))
     return read.render(context, entry, values)
