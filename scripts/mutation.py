@@ -86,11 +86,24 @@ TARGETS: dict[str, Target] = {
         ("tests/orders/test_reading.py",),
         frozenset({"detail", "_as_utc"}),
     ),
+    # The order detail's declaration and the cached-read engine that runs it
+    # (the owner check before any cached byte, id bounds, stock figures of a hit).
     "order-detail-cache": Target(
-        ("src/shop/orders/detail_cache.py",),
+        ("src/shop/orders/detail_cache.py", "src/shop/reads/layer.py"),
         ("tests/orders/test_reading.py",),
         frozenset(
-            {"pack_entry", "unpack_entry", "cached_order", "detail_lookup", "render", "remember"}
+            {
+                "pack_entry",
+                "unpack_entry",
+                "_suffix",
+                "_shows",
+                "_check",
+                "_render",
+                "serve_hit",
+                "read_through",
+                "_lookup",
+                "more",
+            }
         ),
     ),
     "order-access": Target(("src/shop/orders/access.py",), ("tests/orders/test_reading.py",)),
@@ -197,6 +210,7 @@ TARGETS: dict[str, Target] = {
     # newer figure waits to be delivered (not run yet: see docs/testing.md).
     "stock-freshness": Target(
         (
+            "src/shop/reads/fresh.py",
             "src/shop/catalog/stock.py",
             "src/shop/cache/stamped_puts.py",
             "src/shop/cache/pending.py",

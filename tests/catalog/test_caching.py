@@ -20,14 +20,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.app import create_app
 from shop.cache import PRODUCTS, Cache
-from shop.catalog import stock
+from shop.catalog import schemas, stock
 from shop.catalog.models import Product
+from shop.pagination import ListPage
 from tests.conftest import make_settings, memcached_url
 from tests.support.asgi import serve_in_process
 from tests.support.factories import make_product
@@ -153,6 +155,34 @@ async def test_detail_hit_costs_one_cache_call_and_no_sql(
     assert sql.count == 0
     # the user snapshot, the detail's version and entry, and its stock figure, in one get
     assert cache.stats.calls - calls == 1
+
+
+async def test_cached_bodies_are_byte_for_byte_what_the_schema_encodes(
+    client: httpx.AsyncClient, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    """Cached products are kept as pre-encoded JSON with the stock figure spliced in at
+    each read: the bytes sent, from a miss and from a hit, are exactly msgspec's
+    encoding of the documented schema, whatever the names hold."""
+    tricky = 'Quote " and ,"stock":0,"category":"x" \\ \u00e9\u2603 \U0001f600'
+    first = await make_product(db, name=tricky, description=tricky, stock=7)
+    await make_product(db, name="Plain", stock=0, price=Decimal("0.50"))
+    envelope = msgspec.json.Decoder(ListPage[schemas.Product])
+    one = msgspec.json.Decoder(schemas.Product)
+
+    for url, decoder in (
+        ("/api/products/?limit=1", envelope),  # next link, exact count
+        ("/api/products/?limit=1&offset=1", envelope),  # previous link
+        ("/api/products/?page=1", envelope),
+        (f"/api/products/{first.id}/", one),
+    ):
+        miss = await client.get(url, headers=customer)
+        hit = await client.get(url, headers=customer)
+
+        assert miss.status_code == hit.status_code == 200
+        assert hit.content == miss.content
+        assert msgspec.json.encode(decoder.decode(hit.content)) == hit.content
+    detail = one.decode(hit.content)
+    assert (detail.name, detail.description, detail.stock) == (tricky, tricky, 7)
 
 
 async def test_the_same_filters_in_any_order_share_one_entry(
@@ -412,6 +442,37 @@ async def test_etag_changes_when_the_product_changes(
     assert response.status_code == 200
     assert response.json()["price"] == "2.00"
     assert response.headers["etag"] != etag
+
+
+async def test_a_list_etag_follows_its_stock_figures_and_links_not_its_version(
+    client: httpx.AsyncClient, app: Litestar, db: AsyncSession, customer: dict[str, str]
+) -> None:
+    """A list's ETag is made of the entry's content, its stock figures and its links:
+    an order that moves a figure (the page itself stays cached) changes it, so does
+    another page of the same query; a version bump that changes nothing does not."""
+    for _ in range(2):
+        await make_product(db, stock=5)
+    url = "/api/products/?limit=1"
+    first = await client.get(url, headers=customer)
+    etag = first.headers["etag"]
+    shown = first.json()["results"][0]["id"]
+    assert (await client.get(url, headers=customer)).headers["etag"] == etag  # a hit
+
+    await app_cache(app).bump(PRODUCTS)  # nothing changed: a miss builds the same body
+    same = await client.get(url, headers={**customer, "If-None-Match": etag})
+    assert same.status_code == 304
+    assert same.headers["etag"] == etag
+
+    body = {"items": [{"product_id": shown, "quantity": 1}]}
+    assert (await client.post("/api/orders/", json=body, headers=customer)).status_code == 201
+    after = await client.get(url, headers={**customer, "If-None-Match": etag})
+    assert after.json()["results"][0]["stock"] == 4
+    assert after.status_code == 200
+    assert after.headers["etag"] != etag
+    assert after.content != first.content
+
+    other_page = await client.get("/api/products/?limit=1&offset=1", headers=customer)
+    assert other_page.headers["etag"] not in (etag, after.headers["etag"])
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop.accounts.models import User
 from shop.accounts.security import CurrentUser
 from shop.cache import ORDERS, Cache
+from shop.orders import schemas
 from shop.orders.errors import OrderNotFound
 from shop.orders.reader import OrderReader
 from shop.settings import Settings
@@ -129,8 +130,32 @@ async def test_cached_detail_is_one_memcached_round_trip_and_no_sql(
     assert second.status_code == 200 and second.content == first.content
     assert sql.count == 0
     # The owner's snapshot and the entry in one get: the route's lookup is
-    # started with authentication (shop.prefetch); ownership is still checked.
+    # started with authentication (shop.reads); ownership is still checked.
     assert cache.stats.calls - calls == 1
+
+
+async def test_a_cached_order_is_byte_for_byte_what_the_schema_encodes(
+    client: httpx.AsyncClient, settings: Settings, db: AsyncSession
+) -> None:
+    """The entry keeps the order's JSON cut around each item's stock figure: a hit
+    splices today's figures in, and the bytes are msgspec's encoding of the schema."""
+    owner, other = await make_user(db), await make_user(db)
+    tricky = 'Quote " and "stock":-1, \\ \u00e9\u2603 \U0001f600'
+    first = await make_product(db, name=tricky, description=tricky, stock=9)
+    second = await make_product(db, stock=4)
+    order = (await place_order(client, settings, owner, (first.id, 2), (second.id, 1))).json()
+    url, headers = f"/api/orders/{order['id']}/", auth_headers(settings, owner)
+    miss = await client.get(url, headers=headers)
+    await place_order(client, settings, other, (second.id, 3))  # someone else buys
+
+    hit = await client.get(url, headers=headers)
+
+    decoded = msgspec.json.decode(hit.content, type=schemas.Order)
+    assert msgspec.json.encode(decoded) == hit.content
+    stocks = {item.product.id: item.product.stock for item in decoded.order_items}
+    assert stocks == {first.id: 7, second.id: 0}
+    assert decoded.order_items[0].product.name == tricky
+    assert msgspec.json.decode(miss.content, type=schemas.Order).order_items[1].product.stock == 3
 
 
 async def test_staff_see_any_order(

@@ -35,7 +35,6 @@ PLATFORM = (
     "shop.migrations",
     "shop.ops",
     "shop.pagination",
-    "shop.prefetch",
     "shop.queue",
     "shop.reads",
     "shop.schemas",

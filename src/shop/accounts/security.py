@@ -34,7 +34,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import bindparam, select
 
-from shop import prefetch
+from shop import reads
 from shop.accounts.django_hashes import DjangoHasher
 from shop.accounts.models import User
 from shop.errors import Forbidden, Unauthorized
@@ -294,13 +294,13 @@ async def load_current_user(
 ) -> CurrentUser | None:
     """The caller's snapshot from the cache, else from PostgreSQL (and cached).
 
-    With ``connection``, the route's cache lookup (`shop.prefetch`) is read in
-    the same round trip as the snapshot and left for the route's hook.
+    With ``connection``, the route's cached read (`shop.reads`) is looked up in
+    the same round trip as the snapshot and kept for the route's hook.
     """
     key = user_cache_key(user_id)
-    if connection is not None and (wanted := prefetch.wanted(connection)) is not None:
+    if connection is not None and (wanted := reads.wanted(connection)) is not None:
         raw, found = await cache.get_and_lookup(key, *wanted)
-        prefetch.keep(connection, found)
+        reads.keep(connection, wanted[1], found)
     else:
         raw = await cache.get(key)
     if raw is not None:

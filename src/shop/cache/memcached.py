@@ -325,7 +325,7 @@ class MemcachedCache(Versions, Cache):
     async def get_and_lookup(
         self, key: str, namespace: str, suffix: str, more: Sequence[str] = ()
     ) -> tuple[bytes | None, Lookup]:
-        """The user snapshot and a route's entry in one ``get`` (see `shop.prefetch`):
+        """The user snapshot and a route's entry in one ``get`` (see `shop.reads`):
         ``key``, the namespace's counter, the entry under the version seen last
         and the plain keys ``more``. Anything unusual (no version seen yet, a
         pending bump, delete or put, the version moved) takes the paths of

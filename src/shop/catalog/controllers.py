@@ -11,25 +11,17 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop.accounts.security import requires_staff
-from shop.cache import PRODUCTS, Cache
-from shop.catalog import schemas, stock
-from shop.catalog.caching import Encoded, etag_matches
-from shop.catalog.reader import (
-    CatalogueReader,
-    detail_lookup,
-    serve_cached_detail,
-    serve_cached_list,
-)
+from shop.cache import Cache
+from shop.catalog import schemas
+from shop.catalog.reader import DETAIL, LIST, CatalogueReader
 from shop.catalog.services import ProductService, check_amount, check_text, invalid, to_schema
 from shop.db import provide_read_session
 from shop.errors import problem_responses
@@ -39,11 +31,10 @@ from shop.pagination import (
     ListPage,
     PageNumber,
     offset_parameter,
-    page_number,
     refuse_repeated,
     window,
 )
-from shop.prefetch import PREFETCH, lookup_of, prefetched
+from shop.reads import CACHED_READ, kept, respond, serve_hit
 from shop.settings import Settings
 
 __all__ = ["ProductController", "routes"]
@@ -57,8 +48,6 @@ IfNoneMatch = Annotated[
     ),
 ]
 NOT_MODIFIED = {304: ResponseSpec(None, description="Not modified since the ETag given")}
-CACHE_CONTROL = "private, no-cache"
-"""Clients may keep a copy but must revalidate it (cheap: a 304); products need a token."""
 
 
 def provide_products(db_session: NamedDependency[AsyncSession], state: State) -> ProductService:
@@ -71,98 +60,7 @@ def provide_products(db_session: NamedDependency[AsyncSession], state: State) ->
 
 def provide_catalogue(db_session: NamedDependency[AsyncSession], state: State) -> CatalogueReader:
     """The read handlers' one dependency (see `provide_products`)."""
-    settings: Settings = state.settings
-    return CatalogueReader(db_session, state.cache, settings.cache.products_ttl, state.engine)
-
-
-def _conditional(encoded: Encoded, if_none_match: str | None) -> Response[Any]:
-    headers = {"ETag": encoded.etag, "Cache-Control": CACHE_CONTROL}
-    if etag_matches(if_none_match, encoded.etag):
-        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(
-        content=encoded.body,
-        status_code=HTTP_200_OK,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def _list_suffix(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    # The pairs, as sent, in sorted order: the same query in another order
-    # shares the entry, without decoding and re-encoding every pair. A
-    # parameter given twice is refused before this key is used (the hook), so
-    # the key means exactly the query the handler validates.
-    pairs = connection.scope["query_string"].decode("latin-1").split("&")
-    return "raw:" + "&".join(sorted(pairs))
-
-
-def _list_lookup(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str, list[str]]:
-    # With the page: the stock entries of the products this query showed last time.
-    suffix = _list_suffix(connection)
-    return PRODUCTS, suffix, stock.expected(suffix)
-
-
-def _detail_lookup(
-    connection: ASGIConnection[Any, Any, Any, Any],
-) -> tuple[str, str, list[str]] | None:
-    product_id = connection.path_params.get("product_id")
-    if not isinstance(product_id, int) or not 0 < product_id <= 2**63 - 1:
-        return None
-    return detail_lookup(product_id)
-
-
-async def serve_list_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
-    """Answer a cached list before Litestar parses and validates the parameters.
-
-    Entries are also stored under the raw query string (its pairs sorted) once
-    the handler has validated that exact query and built its response, so a
-    hit here can only be a query that was valid before. The key carries the
-    catalogue version like every other entry, so a catalogue change bumps it
-    too. The page's stock figures come from their own entries, read with the
-    page when this process has seen the query before (`shop.catalog.stock`);
-    ``next``/``previous`` are built from this request. A miss falls through to
-    the handler, which stores under both keys. The lookup itself was read with
-    the caller's snapshot (`shop.prefetch`).
-    """
-    params = refuse_repeated(request)
-    lookup = await prefetched(request, _list_lookup)
-    if lookup is None:
-        return None
-    state = request.app.state
-    settings: Settings = state.settings
-    encoded = await serve_cached_list(
-        state.cache,
-        state.engine,
-        settings.cache.products_ttl,
-        request,
-        page_number(params),
-        _list_suffix(request),
-        lookup,
-    )
-    if encoded is None:
-        return None
-    return _conditional(encoded, request.headers.get("if-none-match"))
-
-
-async def serve_detail_hit(request: Request[Any, Any, Any]) -> Response[Any] | None:
-    """Answer a cached product detail before Litestar resolves the handler's arguments
-    and dependencies (as `serve_list_hit` does); a miss falls through to the handler.
-    The lookup was read with the caller's snapshot (`shop.prefetch`)."""
-    lookup = await prefetched(request, _detail_lookup)
-    if lookup is None:
-        return None
-    state = request.app.state
-    settings: Settings = state.settings
-    encoded = await serve_cached_detail(
-        state.cache,
-        state.engine,
-        settings.cache.products_ttl,
-        request.path_params["product_id"],
-        lookup,
-    )
-    if encoded is None:
-        return None
-    return _conditional(encoded, request.headers.get("if-none-match"))
+    return CatalogueReader(db_session, state.cache, state.settings, state.engine)
 
 
 class ProductController(Controller):
@@ -177,8 +75,8 @@ class ProductController(Controller):
         "/",
         summary="List products",
         responses={**NOT_MODIFIED, **problem_responses(400, 401, 404)},
-        before_request=serve_list_hit,
-        opt={PREFETCH: _list_lookup},
+        before_request=serve_hit,
+        opt={CACHED_READ: LIST},
         dependencies={"db_session": Provide(provide_read_session)},
     )
     async def list_products(
@@ -243,22 +141,22 @@ class ProductController(Controller):
             offset=at.offset,
         )
         settings: Settings = request.app.state.settings
-        encoded = await catalogue.list_page(
+        route = kept(request)  # the hook's suffix (the raw query string) and lookup
+        body = await catalogue.list_page(
             request,
             query,
             at,
             settings.list_exact_count_max,
-            # the hook's lookup under the raw query string
-            raw=(_list_suffix(request), lookup_of(request)),
+            raw=route if route is not None else (LIST.suffix(request) or "", None),
         )
-        return _conditional(encoded, if_none_match)
+        return respond(LIST, body, if_none_match)
 
     @get(
         "/{product_id:int}",
         summary="Get a product",
         responses={**NOT_MODIFIED, **problem_responses(401, 404)},
-        before_request=serve_detail_hit,
-        opt={PREFETCH: _detail_lookup},
+        before_request=serve_hit,
+        opt={CACHED_READ: DETAIL},
         dependencies={"db_session": Provide(provide_read_session)},
     )
     async def get_product(
@@ -269,8 +167,9 @@ class ProductController(Controller):
         if_none_match: IfNoneMatch = None,
     ) -> Response[schemas.Product]:
         """One live product; archived (deleted) products are 404."""
-        encoded = await catalogue.detail_encoded(product_id, lookup_of(request))
-        return _conditional(encoded, if_none_match)
+        route = kept(request)
+        body = await catalogue.detail(product_id, route[1] if route is not None else None)
+        return respond(DETAIL, body, if_none_match)
 
     @post(
         "/",

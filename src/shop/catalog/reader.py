@@ -13,10 +13,10 @@ cancellation moves a product's stock across zero (which changes ``in_stock``
 membership and the counts). An order that leaves stock above zero bumps
 nothing; it publishes its products' new stock figures.
 
-A miss reads PostgreSQL once per key and process (`shop.reads.fill`) and
-stores the entry under the version seen *before* the read: a write that
-commits meanwhile bumps the version, so what this miss stores is never read
-again.
+Both reads are declared here once (`LIST`, `DETAIL`) for the cached-read layer
+(`shop.reads`), which does the rest: the lookup with the caller's snapshot,
+the hit before the handler, the miss read once per key and process and stored
+under the version seen *before* the read, the fresh stock figures.
 
 Writes (`shop.catalog.services`) bump the versions and publish the new stock
 figures after their commit and before their response leaves, so a client that
@@ -26,7 +26,9 @@ got a 2xx never reads the old value afterwards, from any API instance.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import hashlib
+from collections.abc import Mapping
+from typing import Any, cast
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -34,22 +36,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shop.cache import PRODUCT_DETAIL, PRODUCTS, Cache, Lookup
 from shop.catalog import schemas, stock
-from shop.catalog.caching import Encoded
 from shop.catalog.models import Product
 from shop.catalog.repositories import ProductRepository
 from shop.catalog.services import ProductNotFound
-from shop.pagination import Count, Window, encode_list
-from shop.reads import fill
+from shop.pagination import (
+    ListPage,
+    Window,
+    check_page,
+    links,
+    page_number,
+    refuse_repeated,
+)
+from shop.reads import Built, CachedRead, Encoded, read_through
 from shop.schemas import MAX_ID, money
+from shop.settings import Settings
 
-__all__ = [
-    "CatalogueReader",
-    "decode_entry",
-    "detail_lookup",
-    "render_list",
-    "serve_cached_detail",
-    "serve_cached_list",
-]
+__all__ = ["CACHE_CONTROL", "DETAIL", "LIST", "CatalogueReader"]
 
 _encoder = msgspec.json.Encoder()
 _entry_encoder = msgspec.msgpack.Encoder()
@@ -58,8 +60,11 @@ _row_decoder = msgspec.msgpack.Decoder(schemas.CatalogueRow)
 
 Connection = ASGIConnection[Any, Any, Any, Any]
 
+CACHE_CONTROL = "private, no-cache"
+"""Clients may keep a copy but must revalidate it (cheap: a 304); products need a token."""
 
-def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
+
+def _decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
     """A cached list page; None for bytes that are not one (a miss)."""
     try:
         return _entry_decoder.decode(raw)
@@ -67,63 +72,166 @@ def decode_entry(raw: bytes) -> schemas.CatalogueEntry | None:
         return None
 
 
-def detail_lookup(product_id: int) -> tuple[str, str, list[str]]:
-    """What a product detail reads from the cache: its catalogue entry and its stock."""
-    return PRODUCT_DETAIL, str(product_id), [stock.stock_key(product_id)]
+def _list_suffix(connection: Connection) -> str:
+    # The pairs, as sent, in sorted order: the same query in another order
+    # shares the entry, without decoding and re-encoding every pair. A
+    # parameter given twice is refused before this key is used (the hook), so
+    # the key means exactly the query the handler validates. Entries are stored
+    # under it only once the handler has validated that exact query, so a hit
+    # can only be a query that was valid before.
+    pairs = connection.scope["query_string"].decode("latin-1").split("&")
+    return "raw:" + "&".join(sorted(pairs))
 
 
-def render_list(
-    stocks: dict[int, int], connection: Connection, page: int | None, entry: schemas.CatalogueEntry
-) -> Encoded:
-    """The envelope of a cached page: these stock figures, links from this request."""
-    results = [
-        schemas.Product(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            price=row.price,
-            stock=stocks.get(row.id, 0),
-            category=row.category,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-        for row in entry.rows
-    ]
+_pages_of: dict[bytes, int | None] = {}
+"""Query string -> its page number, for query strings already checked (no repeats)."""
+
+
+def _list_context(connection: Connection) -> tuple[Connection, int | None]:
+    # Refused before any cached byte: a parameter given twice (400). A query
+    # string that passed once passes again: its page number is kept.
+    query_string: bytes = connection.scope["query_string"]
+    try:
+        return connection, _pages_of[query_string]
+    except KeyError:
+        page = page_number(refuse_repeated(connection))
+    if len(_pages_of) >= _LINKS_KEPT:
+        _pages_of.pop(next(iter(_pages_of)))  # the oldest: dicts keep insertion order
+    _pages_of[query_string] = page
+    return connection, page
+
+
+_LINKS_KEPT = 4096
+"""Query shapes whose links (and query strings whose page numbers) this process keeps."""
+_links_of: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+
+
+def _links(connection: Connection, at: Window, has_next: bool) -> tuple[str | None, str | None]:
+    """`links`, built once per query shape: keyed by everything the request's URL is
+    made of (`URL.from_scope`: scheme, server, paths, query string, Host)."""
+    scope = connection.scope
+    key = (
+        scope.get("scheme"),
+        scope.get("server"),
+        scope.get("root_path"),
+        scope["path"],
+        scope.get("raw_path"),
+        scope["query_string"],
+        connection.headers.get("host"),
+        at,
+        has_next,
+    )
+    found = _links_of.get(key)
+    if found is None:
+        if len(_links_of) >= _LINKS_KEPT:
+            _links_of.pop(next(iter(_links_of)))  # the oldest: dicts keep insertion order
+        found = _links_of[key] = links(connection, at, has_next)
+    return found
+
+
+def _digest(encoded: bytes) -> bytes:
+    return hashlib.blake2b(encoded, digest_size=12).digest()
+
+
+def _render_list(
+    context: tuple[Connection, int | None],
+    entry: schemas.CatalogueEntry,
+    stocks: Mapping[int, int],
+) -> bytes | Encoded:
+    """The envelope of a cached page: these stock figures spliced into the products'
+    pre-encoded JSON, links from this request (404 for a page past the end).
+
+    The ETag is a hash of what the body is made of (the entry's digest, the
+    figures, the links) rather than of its 6 KB: the same content still has the
+    same tag across version bumps, and any change to the body changes it.
+    """
+    connection, page = context
     at = Window(entry.limit, entry.offset, page)
-    count = Count(entry.count, entry.count_is_estimate)
-    return Encoded.of(encode_list(connection, at, count, results, entry.has_next))
+    check_page(at, len(entry.rows))
+    following, previous = _links(connection, at, entry.has_next)
+    figures = [b"%d" % stocks.get(row.id, 0) for row in entry.rows]
+    results = b",".join(
+        [row.head + figure + row.tail for row, figure in zip(entry.rows, figures, strict=True)]
+    )
+    envelope: ListPage[Any] = ListPage(
+        count=entry.count,
+        next=following,
+        previous=previous,
+        results=cast("list[Any]", msgspec.Raw(b"[" + results + b"]")),
+        count_is_estimate=True if entry.count_is_estimate else msgspec.UNSET,
+    )
+    body = _encoder.encode(envelope)
+    if not entry.digest:  # cannot happen: every entry is built with one
+        return body
+    made_of = b"\n".join(
+        [entry.digest, b",".join(figures), (following or "").encode(), (previous or "").encode()]
+    )
+    return Encoded(body, f'W/"{hashlib.blake2b(made_of, digest_size=12).hexdigest()}"')
 
 
-async def serve_cached_list(
-    cache: Cache,
-    engine: AsyncEngine,
-    ttl: int,
-    connection: Connection,
-    page: int | None,
-    suffix: str,
-    lookup: Lookup,
-) -> Encoded | None:
-    """The response to a list read from a hit of ``lookup`` (None: not a hit): the
-    page's stock from the entries read with it (`shop.catalog.stock`), the rest now."""
-    if lookup.value is None:
+def _products_ttl(settings: Settings) -> int:
+    return settings.cache.products_ttl
+
+
+LIST: CachedRead[schemas.CatalogueEntry] = CachedRead(
+    name="products_list",
+    namespace=PRODUCTS,
+    suffix=_list_suffix,
+    decode=_decode_entry,
+    figures=stock.STOCK,
+    shows=lambda entry: [row.id for row in entry.rows],
+    render=_render_list,
+    entry_ttl=_products_ttl,
+    figures_ttl=_products_ttl,
+    context=_list_context,
+    conditional=True,
+    cache_control=CACHE_CONTROL,
+)
+"""A product list page, keyed by the raw query string (its pairs sorted); the
+handler's miss stores under the normalised query too (`CatalogueReader.list_page`)."""
+
+
+def _detail_suffix(connection: Connection) -> str | None:
+    product_id = connection.path_params.get("product_id")
+    if not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
         return None
-    entry = decode_entry(lookup.value)
-    if entry is None:
+    return str(product_id)
+
+
+def _render_detail(_: object, row: schemas.CatalogueRow, stocks: Mapping[int, int]) -> bytes | None:
+    in_stock = stocks.get(row.id)
+    if in_stock is None:  # gone since the entry was cached: cannot be archived
         return None
-    ids = [row.id for row in entry.rows]
-    stocks = await stock.read(cache, engine, ids, ttl, known=lookup.more)
-    stock.remember(suffix, ids)
-    return render_list(stocks, connection, page, entry)
+    return row.head + b"%d" % in_stock + row.tail
+
+
+DETAIL: CachedRead[schemas.CatalogueRow] = CachedRead(
+    name="product_detail",
+    namespace=PRODUCT_DETAIL,
+    suffix=_detail_suffix,
+    decode=lambda raw: _decode_row(raw),
+    figures=stock.STOCK,
+    shows=lambda row: [row.id],
+    render=_render_detail,
+    entry_ttl=_products_ttl,
+    figures_ttl=_products_ttl,
+    ids_of=lambda suffix: [int(suffix)],
+    conditional=True,
+    cache_control=CACHE_CONTROL,
+)
+"""A product detail, keyed by its id; its stock entry is read with it."""
 
 
 class CatalogueReader:
     """Product lists and details for clients: catalogue fields from the cache (or
     PostgreSQL, one build per key and process), stock figures from their entries."""
 
-    def __init__(self, session: AsyncSession, cache: Cache, ttl: int, engine: AsyncEngine) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: Cache, settings: Settings, engine: AsyncEngine
+    ) -> None:
         self.session = session
         self.cache = cache
-        self.ttl = ttl
+        self.settings = settings
         self.engine = engine
 
     @functools.cached_property
@@ -138,40 +246,42 @@ class CatalogueReader:
         at: Window,
         threshold: int,
         *,
-        raw: tuple[str, Lookup | None] | None = None,
-    ) -> Encoded:
-        """The list response for ``query``: catalogue fields from the cache (or
-        PostgreSQL, one build per key and process), stock figures from their entries.
+        raw: tuple[str, Lookup | None],
+    ) -> bytes | Encoded:
+        """The list body for ``query`` (`LIST`): the entry of its normalised query
+        from the cache, else from PostgreSQL (one build per key and process).
 
-        ``raw``: the suffix of the request's raw query string and its lookup; the
-        entry is stored under that key too, and the page's ids remembered for it.
+        ``raw``: the route's suffix (the raw query string) and its lookup; the
+        entry is stored under that key too.
         """
         lookup = await self.cache.lookup(PRODUCTS, query.normalised())
-        entry = decode_entry(lookup.value) if lookup.value is not None else None
-        raw_bytes = lookup.value
-        stocks: dict[int, int] | None = None
-        if entry is None:
+
+        async def build() -> Built[schemas.CatalogueEntry]:
             built: list[stock.Stock] = []
-
-            async def build() -> bytes:
-                return await self._build_entry(query, threshold, built)
-
-            raw_bytes, built_here = await fill(self.cache, lookup, build, self.ttl)
-            entry = decode_entry(raw_bytes)
+            encoded = await self._build_entry(query, threshold, built)
+            entry = _decode_entry(encoded)
             if entry is None:  # cannot happen: we encoded it
                 raise RuntimeError("undecodable list entry")
-            if built_here:  # read in this very request: fresh, and worth publishing
-                stocks = {row.product_id: row.stock for row in built}
-                await stock.publish(self.cache, built, self.ttl, fill=True)
-        ids = [row.id for row in entry.rows]
-        if stocks is None:
-            stocks = await stock.read(self.cache, self.engine, ids, self.ttl)
-        if raw is not None:
-            suffix, raw_lookup = raw
-            stock.remember(suffix, ids)
-            if raw_lookup is not None and raw_lookup.key is not None and raw_bytes is not None:
-                await self.cache.set(raw_lookup.key, raw_bytes, self.ttl)
-        return render_list(stocks, connection, at.page, entry)
+            entry = msgspec.structs.replace(entry, digest=_digest(encoded))
+            encoded = _entry_encoder.encode(entry)
+            fresh = {row.product_id: row.stock for row in built}
+            return Built(encoded, entry, fresh, built)
+
+        suffix, also = raw
+        body = await read_through(
+            LIST,
+            self.cache,
+            self.engine,
+            self.settings,
+            lookup,
+            build,
+            context=(connection, at.page),
+            user=None,
+            suffix=suffix,
+            also=also,
+        )
+        assert body is not None  # a list always renders
+        return body
 
     async def _build_entry(
         self, query: schemas.ProductQuery, threshold: int, stocks: list[stock.Stock]
@@ -188,80 +298,62 @@ class CatalogueReader:
         )
         return _entry_encoder.encode(entry)
 
-    async def detail_encoded(self, product_id: int, lookup: Lookup | None = None) -> Encoded:
-        """One live product: catalogue fields from its cached entry (or PostgreSQL,
-        one build per key and process), stock from its own entry.
+    async def detail(self, product_id: int, lookup: Lookup | None = None) -> bytes | Encoded:
+        """One live product (`DETAIL`): catalogue fields from its cached entry (or
+        PostgreSQL, one build per key and process), stock from its own entry.
 
-        ``lookup``: the detail's lookup if it was read already (`detail_lookup`).
+        ``lookup``: the route's lookup if it was read already.
         """
         if not 0 < product_id <= MAX_ID:
             raise ProductNotFound(product_id=product_id)
         if lookup is None:
-            lookup = await self.cache.lookup(*detail_lookup(product_id))
-        row = _decode_row(lookup.value) if lookup.value is not None else None
-        stocks: dict[int, int] | None = None
-        if row is None:
-            built: list[stock.Stock] = []
+            suffix = str(product_id)
+            lookup = await self.cache.lookup(PRODUCT_DETAIL, suffix, DETAIL.more(suffix))
 
-            async def build() -> bytes:
-                product = await self.products.get_live(product_id)
-                if product is None:
-                    raise ProductNotFound(product_id=product_id)
-                built.append(stock.Stock(product.id, product.stock, product.stock_version))
-                return _entry_encoder.encode(_row(product))
+        async def build() -> Built[schemas.CatalogueRow]:
+            product = await self.products.get_live(product_id)
+            if product is None:
+                raise ProductNotFound(product_id=product_id)
+            row = _row(product)
+            fresh = stock.Stock(product.id, product.stock, product.stock_version)
+            return Built(_entry_encoder.encode(row), row, {product.id: product.stock}, [fresh])
 
-            raw, built_here = await fill(self.cache, lookup, build, self.ttl)
-            row = _decode_row(raw)
-            if row is None:  # cannot happen: we encoded it
-                raise RuntimeError("undecodable product entry")
-            if built_here:
-                stocks = {item.product_id: item.stock for item in built}
-                await stock.publish(self.cache, built, self.ttl, fill=True)
-        if stocks is None:
-            stocks = await stock.read(self.cache, self.engine, [product_id], self.ttl, lookup.more)
-        if product_id not in stocks:  # gone since the entry was cached: cannot be archived
+        body = await read_through(
+            DETAIL,
+            self.cache,
+            self.engine,
+            self.settings,
+            lookup,
+            build,
+            context=None,
+            user=None,
+            suffix=str(product_id),
+        )
+        if body is None:  # gone since the entry was cached: cannot be archived
             raise ProductNotFound(product_id=product_id)
-        return _render_detail(row, stocks[product_id])
+        return body
 
 
-async def serve_cached_detail(
-    cache: Cache, engine: AsyncEngine, ttl: int, product_id: int, lookup: Lookup
-) -> Encoded | None:
-    """The response to a product detail from a hit of ``lookup`` (None: not a hit): its
-    stock from the entry read with it (`shop.catalog.stock`)."""
-    row = _decode_row(lookup.value) if lookup.value is not None else None
-    if row is None:
-        return None
-    stocks = await stock.read(cache, engine, [product_id], ttl, lookup.more)
-    if product_id not in stocks:
-        return None  # the handler answers 404
-    return _render_detail(row, stocks[product_id])
-
-
-def _render_detail(row: schemas.CatalogueRow, in_stock: int) -> Encoded:
-    product = schemas.Product(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        price=row.price,
-        stock=in_stock,
-        category=row.category,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-    return Encoded.of(_encoder.encode(product))
+_STOCK = b',"stock":'
 
 
 def _row(product: Product) -> schemas.CatalogueRow:
-    return schemas.CatalogueRow(
-        id=product.id,
-        name=product.name,
-        description=product.description,
-        price=money(product.price),
-        category=schemas.Category(product.category),
-        created_at=product.created_at,
-        updated_at=product.updated_at,
+    """The product's JSON, encoded once when the entry is built, split around its stock."""
+    body = _encoder.encode(
+        schemas.Product(
+            id=product.id,
+            name=product.name,
+            description=product.description,
+            price=money(product.price),
+            stock=0,
+            category=schemas.Category(product.category),
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
     )
+    # The last one: a name or description holding these bytes has its quotes escaped.
+    at = body.rindex(_STOCK + b"0,") + len(_STOCK)
+    return schemas.CatalogueRow(id=product.id, head=body[:at], tail=body[at + 1 :])
 
 
 def _decode_row(raw: bytes) -> schemas.CatalogueRow | None:

@@ -99,15 +99,14 @@ class ProductUpdate(msgspec.Struct):
 
 
 class CatalogueRow(msgspec.Struct, array_like=True):
-    """A product as a cached list holds it: every field but ``stock``, which is read fresh."""
+    """A product as a cached list or detail holds it: its JSON, already encoded, around
+    the stock figure, which is read fresh (``head + stock + tail`` is the `Product`)."""
 
     id: int
-    name: str
-    description: str
-    price: str
-    category: Category
-    created_at: datetime
-    updated_at: datetime
+    head: bytes
+    """The product's JSON up to and including ``"stock":``."""
+    tail: bytes
+    """The product's JSON after the stock figure: ``,"category":...}``."""
 
 
 class CatalogueEntry(msgspec.Struct, array_like=True):
@@ -119,6 +118,9 @@ class CatalogueEntry(msgspec.Struct, array_like=True):
     limit: int
     offset: int
     rows: list[CatalogueRow]
+    digest: bytes = b""
+    """A hash of the fields above, set when the entry is built: with the stock figures
+    and the links, what a hit's ETag is made of (no hash of the whole body)."""
 
 
 class ProductQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
@@ -19,7 +18,7 @@ from shop.db import provide_read_session, session_provider
 from shop.errors import InvalidInput, problem_responses
 from shop.orders import schemas
 from shop.orders.checkout import Checkout
-from shop.orders.detail_cache import cached_order, detail_lookup, encode_order, render
+from shop.orders.detail_cache import DETAIL, encode_order
 from shop.orders.idempotency import order_request_hash, run_once
 from shop.orders.lifecycle import Lifecycle
 from shop.orders.models import OrderStatus
@@ -34,7 +33,7 @@ from shop.pagination import (
     refuse_repeated,
     window,
 )
-from shop.prefetch import PREFETCH, lookup_of, prefetched
+from shop.reads import CACHED_READ, kept, serve_hit
 from shop.schemas import MAX_ID
 from shop.settings import Settings
 
@@ -66,29 +65,6 @@ MAX_OFFSET = 2**31 - 1
 Offset = Annotated[int, offset_parameter(MAX_OFFSET)]
 # The app's one cache object (an ABC's subclass): skip Litestar's per-request validation of it.
 CacheDep = NamedDependency[SkipValidation[Cache]]
-
-
-def _order_lookup(
-    connection: ASGIConnection[Any, Any, Any, Any],
-) -> tuple[str, str, list[str]] | None:
-    order_id = connection.path_params.get("order_id")
-    if not isinstance(order_id, int):
-        return None
-    return detail_lookup(order_id)
-
-
-async def serve_order_hit(request: Request[CurrentUser, Any, Any]) -> Response[bytes] | None:
-    """Answer a cached order (ownership checked) before Litestar parses arguments and
-    resolves dependencies; a miss falls through to the handler, which reuses the
-    lookup. The lookup itself was read with the caller's snapshot (`shop.prefetch`)."""
-    found = await prefetched(request, _order_lookup)
-    order = cached_order(found, request.user)
-    if order is None:
-        return None
-    state = request.app.state
-    settings: Settings = state.settings
-    body = await render(order, state.cache, state.engine, settings.cache.products_ttl, found)
-    return Response(body, media_type=MediaType.JSON)
 
 
 def provide_reader(db_session: NamedDependency[AsyncSession], state: State) -> OrderReader:
@@ -198,8 +174,8 @@ class OrderController(Controller):
         "/{order_id:int}",
         summary="Get an order",
         responses=problem_responses(401, 404),
-        before_request=serve_order_hit,
-        opt={PREFETCH: _order_lookup},
+        before_request=serve_hit,
+        opt={CACHED_READ: DETAIL},
         dependencies={"db_session": Provide(provide_read_session)},
     )
     async def get_order(
@@ -209,7 +185,8 @@ class OrderController(Controller):
         order_id: OrderId,
     ) -> Response[schemas.Order]:
         """The owner or staff see the order; anyone else gets 404."""
-        body = await reader.detail(order_id, request.user, lookup_of(request))
+        route = kept(request)
+        body = await reader.detail(order_id, request.user, route[1] if route is not None else None)
         return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @patch(

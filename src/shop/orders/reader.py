@@ -2,7 +2,7 @@
 the staff console's search and the dashboard's figures.
 
 Placing an order lives in `checkout.py`, status transitions in `lifecycle.py`,
-safe retries in `idempotency.py`, the cached detail's entry in `detail_cache.py`.
+safe retries in `idempotency.py`, the cached detail's declaration in `detail_cache.py`.
 """
 
 from __future__ import annotations
@@ -18,21 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shop.accounts.security import CurrentUser
 from shop.cache import Cache, Lookup
 from shop.orders import schemas
-from shop.orders.access import require_owner_or_staff
-from shop.orders.detail_cache import (
-    cached_order,
-    detail_lookup,
-    encode_order,
-    pack_entry,
-    remember,
-    render,
-    unpack_entry,
-)
+from shop.orders.detail_cache import DETAIL, Entry, pack_entry, unpack_entry
 from shop.orders.errors import OrderNotFound
 from shop.orders.models import Order, OrderStatus, OrderStatusChange
 from shop.orders.repositories import AnyRow, OrderRepository
-from shop.reads import fill
-from shop.schemas import Page, money
+from shop.reads import Built, read_through
+from shop.schemas import MAX_ID, Page, money
 from shop.settings import Settings
 
 __all__ = ["OrderReader", "status_change"]
@@ -69,44 +60,41 @@ class OrderReader:
     async def detail(self, order_id: int, user: CurrentUser, found: Lookup | None = None) -> bytes:
         """The encoded order, for its owner or staff; anyone else learns nothing (404).
 
-        The cache entry carries the owner's id in front of the order
-        (`detail_cache`), so the ownership check runs in memory, before any
-        cached byte is served, without a PostgreSQL round trip on a hit. An
-        order's owner never changes, and the entry is version-keyed like the
-        order, so the two cannot disagree. The version is read before the
-        database, so an entry filled from data older than a concurrent change
-        is stored under a version no one reads any more (`Cache.lookup` reads
-        the version first). Stock figures come from their own entries.
-        ``found``: that lookup, if the caller already made it (the route's hook).
+        Read through the cached-read layer (`detail_cache.DETAIL`): the entry
+        carries the owner's id, checked before any cached byte is served; a miss
+        is read once per order and process and stored under the version read
+        before the database. ``found``: the route's lookup, if already made.
         """
-        wanted = detail_lookup(order_id)
-        if wanted is None:
+        if not 1 <= order_id <= MAX_ID:
             raise OrderNotFound()
+        suffix = str(order_id)
         if found is None:
-            found = await self.cache.lookup(*wanted)
-        order = cached_order(found, user)
-        if order is None:
-            built: list[schemas.Order] = []
+            found = await self.cache.lookup(DETAIL.namespace, suffix, DETAIL.more(suffix))
 
-            async def build() -> bytes:
-                orders = await self.load([order_id])
-                if not orders:
-                    raise OrderNotFound()
-                built.extend(orders)
-                return pack_entry(orders[0])
-
-            # One read per order and process when the entry is missing (`shop.reads`).
-            raw, built_here = await fill(self.cache, found, build, self.settings.cache.order_ttl)
-            if built_here:  # read in this very request: its stock figures are fresh
-                require_owner_or_staff(built[0].user, user)
-                remember(built[0])
-                return encode_order(built[0])
+        async def build() -> Built[Entry]:
+            orders = await self.load([order_id])
+            if not orders:
+                raise OrderNotFound()
+            raw = pack_entry(orders[0])
             entry = unpack_entry(raw)
             if entry is None:  # cannot happen: we packed it
-                raise OrderNotFound()
-            owner, order = entry
-            require_owner_or_staff(owner, user)
-        return await render(order, self.cache, self.engine, self.settings.cache.products_ttl, found)
+                raise RuntimeError("undecodable order entry")
+            # read in this very request: its stock figures are fresh as they are
+            return Built(raw, entry, {})
+
+        body = await read_through(
+            DETAIL,
+            self.cache,
+            self.engine,
+            self.settings,
+            found,
+            build,
+            context=None,
+            user=user,
+            suffix=suffix,
+        )
+        assert isinstance(body, bytes)  # an order always renders, as bytes
+        return body
 
     async def list_for_customer(
         self, user: CurrentUser, status: OrderStatus | None, limit: int, offset: int

@@ -1,20 +1,4 @@
-"""Cached reads: one build per key and process when a version moves (no stampede).
-
-How a cached read flows (products list, order detail):
-
-1. Authentication reads the caller's snapshot and the route's entry in one
-   memcached round trip (`shop.prefetch`, `Cache.get_and_lookup`), with the
-   stock entries of the products the route will show when it can name them
-   (a detail's product; the products a list query showed last time).
-2. The route's ``before_request`` hook answers a hit after its checks (the
-   order's owner; the list's repeated parameters), before Litestar parses
-   arguments. A list hit takes its page's stock figures from their own
-   entries (`shop.catalog.stock`: a second round trip only for the ones not
-   read yet, PostgreSQL only for the ones missing) and builds
-   ``next``/``previous`` from the request: a cached page holds neither (see
-   `shop.catalog.services`).
-3. A miss reaches the service, which builds the entry through `fill` below
-   and stores it under the version read before its database read.
+"""One build per key and process when a version moves (no stampede).
 
 A version-keyed entry (`Cache.lookup`) dies for everyone at once when its
 version is bumped: every request for that key then misses at the same moment
