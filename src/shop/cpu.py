@@ -17,7 +17,8 @@ every call inline, as a worker on a single core should.
 A child that dies (killed, out of memory) breaks a `ProcessPoolExecutor` for good: the
 call that saw it starts a new pool and runs again once there (calls sent here are pure
 functions of their arguments, safe to repeat). Exceptions raised by the function itself
-reach the caller unchanged.
+reach the caller unchanged. A worker that dies without stopping its processes (``kill -9``)
+takes them with it within a second: each watches its parent.
 
 This module knows no domain: the composition point (`shop.cli`) names the initializer.
 """
@@ -27,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +40,8 @@ from typing import ParamSpec, TypeVar
 __all__ = ["CpuPool"]
 
 logger = logging.getLogger("shop.cpu")
+
+ORPHAN_CHECK_SECONDS = 1.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -88,7 +94,18 @@ class CpuPool:
 
 def _start_process(initializer: Callable[[], None] | None) -> None:
     """In each pool process: leave Ctrl+C to the worker (a terminal sends it to the whole
-    process group; the worker finishes its jobs, then stops its processes), then prepare."""
+    process group; the worker finishes its jobs, then stops its processes), end with the
+    worker however it ends, then prepare."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     if initializer is not None:
         initializer()
+
+
+def _exit_with(parent: int) -> None:
+    """A pool process holds both ends of its call queue, so it never sees the worker go:
+    after a ``kill -9`` (or the OOM killer) it would wait for calls forever, an orphan.
+    It checks its parent every `ORPHAN_CHECK_SECONDS` and ends once adopted by another."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(0)

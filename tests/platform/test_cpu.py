@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,35 @@ async def test_the_functions_own_errors_reach_the_caller_unchanged() -> None:
         assert await pool.run(abs, -3) == 3  # the pool is not broken by it
     finally:
         pool.close()
+
+
+_ORPHAN_SCRIPT = """
+import asyncio, os, sys, time
+from shop.cpu import CpuPool
+
+async def main():
+    pool = CpuPool(1)
+    pid = await pool.run(os.getpid)
+    print(pid, flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_the_processes_end_with_a_worker_killed_without_warning() -> None:
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", _ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None
+        child = int(worker.stdout.readline())
+        assert Path(f"/proc/{child}").exists()
+        worker.kill()  # SIGKILL: no shutdown, no atexit
+        worker.wait()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{child}").exists()
+    finally:
+        worker.kill()
