@@ -101,7 +101,7 @@ asyncio.run(main())
 
 
 def test_the_processes_end_with_a_worker_killed_without_warning() -> None:
-    worker = subprocess.Popen(  # noqa: S603
+    worker = subprocess.Popen(
         [sys.executable, "-c", _ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True
     )
     try:
