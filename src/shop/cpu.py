@@ -59,7 +59,7 @@ class CpuPool:
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_process,
-                initargs=(self._initializer,),
+                initargs=(self._initializer, os.getpid()),
             )
         return self._executor
 
@@ -92,12 +92,13 @@ class CpuPool:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_process(initializer: Callable[[], None] | None) -> None:
+def _start_process(initializer: Callable[[], None] | None, parent: int) -> None:
     """In each pool process: leave Ctrl+C to the worker (a terminal sends it to the whole
     process group; the worker finishes its jobs, then stops its processes), end with the
     worker however it ends, then prepare."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    # The worker's pid as the worker saw it: it may be gone before this process starts.
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     if initializer is not None:
         initializer()
 

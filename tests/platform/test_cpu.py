@@ -116,3 +116,38 @@ def test_the_processes_end_with_a_worker_killed_without_warning() -> None:
         assert not Path(f"/proc/{child}").exists()
     finally:
         worker.kill()
+
+
+_EARLY_KILL_SCRIPT = """
+import os, sys
+from shop.cpu import CpuPool
+
+pool = CpuPool(1)
+pool._pool().submit(int)  # the process is spawned; this one dies before it is ready
+print(os.getpid(), flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_process_whose_worker_died_before_it_started_ends_too() -> None:
+    before = {int(pid) for pid in os.listdir("/proc") if pid.isdigit()}
+    worker = subprocess.Popen([sys.executable, "-c", _EARLY_KILL_SCRIPT])
+    worker.wait()
+
+    def orphans() -> list[int]:
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) in before:
+                continue
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"multiprocessing.spawn" in command and b"spawn_main" in command:
+                found.append(int(pid))
+        return found
+
+    deadline = time.monotonic() + 15
+    while orphans() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert orphans() == []
