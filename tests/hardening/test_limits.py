@@ -264,3 +264,19 @@ async def test_well_typed_booleans_and_integers_are_accepted(client, db, setting
 
     assert listed.status_code == 200
     assert changed.status_code == 200 and changed.json()["is_active"] is False
+
+
+async def test_every_operation_with_parameters_documents_the_414_a_long_url_gets(client):
+    schema = (await client.get("/api/schema/")).json()
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict)
+        and operation.get("parameters")
+        and "414" not in operation.get("responses", {})
+    ]
+    assert undocumented == []
+
+    response = await client.get("/api/admin/webhooks/deliveries", params={"limit": "9" * 9000})
+    assert_problem(response, 414)

@@ -8,6 +8,8 @@ showed them as undocumented. This pass adds them once, for every operation:
   (malformed JSON, wrong types, out-of-range path ids are refused before the
   handler runs);
 * 401 wherever the operation needs a bearer token (the auth middleware);
+* 414 wherever it takes parameters (a URL longer than ``HTTP_MAX_URL_BYTES``,
+  `shop.ops.limits`);
 * 413 and 415 wherever it takes a body (``MAX_BODY_BYTES``, a body not declared
   as JSON; `shop.ops.limits`);
 * 503 everywhere except liveness (the database is unavailable, `shop.errors`);
@@ -42,6 +44,7 @@ _DESCRIPTIONS = {
     "400": "Invalid input (malformed JSON, wrong types, out of range); `errors` lists the fields",
     "401": "Missing, invalid or expired access token",
     "413": "Request body too large",
+    "414": "The URL (path and query) is longer than HTTP_MAX_URL_BYTES",
     "415": "The body is not declared as JSON (send Content-Type: application/json)",
     "503": "A dependency (the database) is unavailable; retry after Retry-After seconds",
 }
@@ -108,6 +111,8 @@ def _complete(schema: dict[str, Any]) -> dict[str, Any]:
         wanted = []
         if operation.get("parameters") or operation.get("requestBody"):
             wanted.append("400")
+        if operation.get("parameters"):
+            wanted.append("414")
         if _needs_auth(operation, schema):
             wanted.append("401")
         if operation.get("requestBody"):
