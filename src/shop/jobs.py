@@ -222,8 +222,18 @@ async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     """Every query Procrastinate sends through the pool is one statement (a call of one of
     its SQL functions), atomic on its own. In autocommit it is one round trip; otherwise
     psycopg wraps it in BEGIN and the pool in COMMIT, three round trips for each job's fetch
-    and again for its finish."""
+    and again for its finish.
+
+    Those commits do not wait for the disk either (``synchronous_commit = off``): a job's
+    state is bookkeeping, and losing its last fraction of a second to a PostgreSQL crash
+    only runs a job again, which every task allows. A fetch that is lost leaves the job to
+    be fetched again; a finish that is lost leaves it running under a worker that no longer
+    beats, and it is retried as stalled (an invoice finds itself stored; a webhook is sent
+    again under the same event id, which receivers deduplicate on). What a task commits
+    itself (an invoice, a delivery attempt) still waits for the disk, on its own connection.
+    Each job's fetch and finish were two of the four flushes a job waited for (J1)."""
     await connection.set_autocommit(True)
+    await connection.execute("SET synchronous_commit = off")
 
 
 async def run_worker(
