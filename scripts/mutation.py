@@ -78,7 +78,7 @@ TARGETS: dict[str, Target] = {
     ),
     "invoice-numbers": Target(
         ("src/shop/orders/invoices.py",),
-        ("tests/orders/test_invoices.py",),
+        ("tests/orders/test_invoices.py", "tests/importer/test_invoices.py"),
         frozenset({"invoice_for", "issue_invoice", "mail_invoice"}),
     ),
     "order-reading": Target(
